@@ -78,7 +78,8 @@ func TestBundleSynthetic(t *testing.T) {
 }
 
 func TestLoadSpecOnce(t *testing.T) {
-	if LoadSpec(t) != LoadSpec(t) {
+	first, second := LoadSpec(t), LoadSpec(t)
+	if first != second {
 		t.Error("LoadSpec loaded the specs twice")
 	}
 }
