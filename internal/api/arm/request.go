@@ -2,16 +2,16 @@ package arm
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // Provider names used to pick accepted api-versions.
@@ -72,14 +72,8 @@ func wellFormedAPIVersion(v string) bool {
 	return true
 }
 
-// NewID returns a random UUID (version 4) string.
-func NewID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// NewID returns a random (version 4) UUID string.
+func NewID() string { return uuid.NewString() }
 
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 4 << 20

@@ -1,0 +1,54 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/pgvault/pgvault/internal/api/arm"
+)
+
+// Path prefixes of the routes.
+const (
+	pSub   = "/subscriptions/{subscriptionId}"
+	pRG    = pSub + "/resourceGroups/{resourceGroupName}"
+	pDP    = "/providers/Microsoft.DataProtection"
+	pVault = pRG + pDP + "/backupVaults/{vaultName}"
+)
+
+// routes lists every operation pgvault serves, with its provider (which
+// selects the accepted api-versions) and its Azure RBAC action.
+func (s *Server) routes() []*arm.Route {
+	const (
+		res = arm.ProviderResources
+		dp  = arm.ProviderDataProtection
+	)
+	return []*arm.Route{
+		// Microsoft.Resources: resource groups.
+		{Method: http.MethodGet, Pattern: pSub + "/resourcegroups", Provider: res, Action: "Microsoft.Resources/subscriptions/resourceGroups/read", Handle: s.listResourceGroups},
+		{Method: http.MethodPut, Pattern: pRG, Provider: res, Action: "Microsoft.Resources/subscriptions/resourceGroups/write", Handle: s.putResourceGroup},
+		{Method: http.MethodGet, Pattern: pRG, Provider: res, Action: "Microsoft.Resources/subscriptions/resourceGroups/read", Handle: s.getResourceGroup},
+		{Method: http.MethodHead, Pattern: pRG, Provider: res, Action: "Microsoft.Resources/subscriptions/resourceGroups/read", Handle: s.headResourceGroup},
+		{Method: http.MethodDelete, Pattern: pRG, Provider: res, Action: "Microsoft.Resources/subscriptions/resourceGroups/delete", Handle: s.deleteResourceGroup},
+
+		// Microsoft.DataProtection: backup vaults.
+		{Method: http.MethodGet, Pattern: pSub + pDP + "/backupVaults", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/read", Handle: s.listVaults},
+		{Method: http.MethodGet, Pattern: pRG + pDP + "/backupVaults", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/read", Handle: s.listVaults},
+		{Method: http.MethodPut, Pattern: pVault, Provider: dp, Action: "Microsoft.DataProtection/backupVaults/write", Handle: s.putVault},
+		{Method: http.MethodGet, Pattern: pVault, Provider: dp, Action: "Microsoft.DataProtection/backupVaults/read", Handle: s.getVault},
+		{Method: http.MethodPatch, Pattern: pVault, Provider: dp, Action: "Microsoft.DataProtection/backupVaults/write", Handle: s.patchVault},
+		{Method: http.MethodDelete, Pattern: pVault, Provider: dp, Action: "Microsoft.DataProtection/backupVaults/delete", Handle: s.deleteVault},
+		{Method: http.MethodPost, Pattern: pRG + pDP + "/locations/{location}/checkNameAvailability", Provider: dp, Action: "Microsoft.DataProtection/locations/checkNameAvailability/action", Handle: s.checkVaultName},
+		{Method: http.MethodGet, Pattern: pVault + "/operationResults/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/operationResults/read", Handle: s.vaultOperationResult},
+
+		// Backup policies.
+		{Method: http.MethodGet, Pattern: pVault + "/backupPolicies", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/read", Handle: s.listPolicies},
+		{Method: http.MethodPut, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/write", Handle: s.putPolicy},
+		{Method: http.MethodGet, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/read", Handle: s.getPolicy},
+		{Method: http.MethodDelete, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/delete", Handle: s.deletePolicy},
+
+		// Long-running operations.
+		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus},
+		{Method: http.MethodGet, Pattern: pRG + pDP + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/operationStatus/read", Handle: s.operationStatus},
+		{Method: http.MethodGet, Pattern: pVault + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/operationStatus/read", Handle: s.operationStatus},
+		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationResults/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationResults/read", Handle: s.operationResult},
+	}
+}
