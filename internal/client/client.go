@@ -1,0 +1,247 @@
+// Package client is a small HTTP client of the pgvault API, which is Azure
+// Resource Manager's API for the providers pgvault serves: it sends JSON
+// requests with the api-version of each provider, turns ARM error bodies into
+// *APIError, follows the nextLink of lists and waits for long-running
+// operations. It uses no Azure SDK.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// API versions the client sends, one per provider.
+const (
+	// APIVersionDataProtection is the Microsoft.DataProtection api-version
+	// (backup vaults, backup policies, their operations).
+	APIVersionDataProtection = "2024-04-01"
+	// APIVersionResources is the Microsoft.Resources api-version (resource groups).
+	APIVersionResources = "2021-04-01"
+)
+
+// maxResponseBytes bounds the body of a response the client reads.
+const maxResponseBytes = 32 << 20
+
+// Client is a client of one pgvault server. It is safe for concurrent use.
+type Client struct {
+	base    string // without a trailing slash
+	baseErr error  // why base is unusable, or nil
+	hc      *http.Client
+	// UserAgent is sent with every request when not empty.
+	UserAgent string
+}
+
+// New returns a client of the server at baseURL (e.g. http://127.0.0.1:7070).
+// A nil httpClient means http.DefaultClient. A baseURL that does not parse
+// as an absolute http or https URL makes every request fail with an error
+// saying so.
+func New(baseURL string, httpClient *http.Client) *Client {
+	if httpClient == nil {
+		httpClient = http.DefaultClient
+	}
+	return &Client{
+		base:      strings.TrimRight(baseURL, "/"),
+		baseErr:   CheckBaseURL(baseURL),
+		hc:        httpClient,
+		UserAgent: "pgvault-cli",
+	}
+}
+
+// CheckBaseURL returns an error saying why baseURL is not usable by New,
+// or nil when it is an absolute http or https URL with a host and no query
+// or fragment.
+func CheckBaseURL(baseURL string) error {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return fmt.Errorf("while parsing the server URL %q: %w", baseURL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("the server URL %q must be an absolute http:// or https:// URL", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("the server URL %q must not have a query or fragment", baseURL)
+	}
+	return nil
+}
+
+// Response is a successful (2xx) response with its body read.
+type Response struct {
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Header holds the response headers.
+	Header http.Header
+	// Body is the raw response body (JSON, or empty).
+	Body []byte
+	// Method and URL are those of the request that produced the response.
+	Method string
+	URL    string
+}
+
+// Decode unmarshals the response body into v.
+func (r *Response) Decode(v any) error {
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return fmt.Errorf("while decoding the response of %s %s: %w", r.Method, r.URL, err)
+	}
+	return nil
+}
+
+// Get sends a GET.
+func (c *Client) Get(ctx context.Context, path, apiVersion string) (*Response, error) {
+	return c.Do(ctx, http.MethodGet, path, apiVersion, nil)
+}
+
+// Put sends a PUT with body encoded as JSON.
+func (c *Client) Put(ctx context.Context, path, apiVersion string, body any) (*Response, error) {
+	return c.Do(ctx, http.MethodPut, path, apiVersion, body)
+}
+
+// Patch sends a PATCH with body encoded as JSON.
+func (c *Client) Patch(ctx context.Context, path, apiVersion string, body any) (*Response, error) {
+	return c.Do(ctx, http.MethodPatch, path, apiVersion, body)
+}
+
+// Post sends a POST with body encoded as JSON.
+func (c *Client) Post(ctx context.Context, path, apiVersion string, body any) (*Response, error) {
+	return c.Do(ctx, http.MethodPost, path, apiVersion, body)
+}
+
+// Delete sends a DELETE.
+func (c *Client) Delete(ctx context.Context, path, apiVersion string) (*Response, error) {
+	return c.Do(ctx, http.MethodDelete, path, apiVersion, nil)
+}
+
+// Do sends one request and reads its response. path is either an escaped
+// ARM path ("/subscriptions/..."; see the *Path helpers), resolved against
+// the base URL with ?api-version=apiVersion added, or an absolute URL (a
+// nextLink or an operation URL), used as it is except that apiVersion is
+// added when it has none. body, when not nil, is sent as JSON: []byte and
+// json.RawMessage as they are, anything else marshalled.
+//
+// A non-2xx response is returned as an *APIError; transport failures as
+// other errors.
+func (c *Client) Do(ctx context.Context, method, path, apiVersion string, body any) (*Response, error) {
+	u, err := c.resolve(path, apiVersion)
+	if err != nil {
+		return nil, err
+	}
+	var rd io.Reader
+	if body != nil {
+		var b []byte
+		switch v := body.(type) {
+		case []byte:
+			b = v
+		case json.RawMessage:
+			b = v
+		default:
+			if b, err = json.Marshal(body); err != nil {
+				return nil, fmt.Errorf("while encoding the body of %s %s: %w", method, u, err)
+			}
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, fmt.Errorf("while building the request %s %s: %w", method, u, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("while sending %s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("while reading the response of %s %s: %w", method, u, err)
+	}
+	if len(data) > maxResponseBytes {
+		return nil, fmt.Errorf("while reading the response of %s %s: it is larger than %d bytes", method, u, maxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, parseAPIError(resp.StatusCode, resp.Header, data)
+	}
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: data, Method: method, URL: u}, nil
+}
+
+// resolve builds the URL of a request.
+func (c *Client) resolve(path, apiVersion string) (string, error) {
+	var u *url.URL
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		p, err := url.Parse(path)
+		if err != nil {
+			return "", fmt.Errorf("while parsing the URL %q: %w", path, err)
+		}
+		u = p
+	} else {
+		if c.baseErr != nil {
+			return "", c.baseErr
+		}
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		p, err := url.Parse(c.base + path)
+		if err != nil {
+			return "", fmt.Errorf("while parsing the path %q: %w", path, err)
+		}
+		u = p
+	}
+	if apiVersion != "" {
+		q := u.Query()
+		if q.Get("api-version") == "" {
+			q.Set("api-version", apiVersion)
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String(), nil
+}
+
+// ResourceGroupsPath is the path of a subscription's resource groups.
+func ResourceGroupsPath(sub string) string {
+	return "/subscriptions/" + url.PathEscape(sub) + "/resourcegroups"
+}
+
+// ResourceGroupPath is the path of a resource group.
+func ResourceGroupPath(sub, rg string) string {
+	return "/subscriptions/" + url.PathEscape(sub) + "/resourceGroups/" + url.PathEscape(rg)
+}
+
+// VaultsPath is the path of the backup vaults of a resource group, or of a
+// subscription when rg is empty.
+func VaultsPath(sub, rg string) string {
+	if rg == "" {
+		return "/subscriptions/" + url.PathEscape(sub) + "/providers/Microsoft.DataProtection/backupVaults"
+	}
+	return ResourceGroupPath(sub, rg) + "/providers/Microsoft.DataProtection/backupVaults"
+}
+
+// VaultPath is the path of a backup vault.
+func VaultPath(sub, rg, vault string) string {
+	return VaultsPath(sub, rg) + "/" + url.PathEscape(vault)
+}
+
+// CheckVaultNamePath is the path of the checkNameAvailability action of
+// backup vaults in a resource group and location.
+func CheckVaultNamePath(sub, rg, location string) string {
+	return ResourceGroupPath(sub, rg) + "/providers/Microsoft.DataProtection/locations/" + url.PathEscape(location) + "/checkNameAvailability"
+}
+
+// PoliciesPath is the path of a vault's backup policies.
+func PoliciesPath(sub, rg, vault string) string {
+	return VaultPath(sub, rg, vault) + "/backupPolicies"
+}
+
+// PolicyPath is the path of a backup policy.
+func PolicyPath(sub, rg, vault, policy string) string {
+	return PoliciesPath(sub, rg, vault) + "/" + url.PathEscape(policy)
+}
