@@ -94,6 +94,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"operational store", "PUT", polPath + "2" + dpVersion, policyWith(t, `"dataStore": {"dataStoreType": "VaultStore"`, `"dataStore": {"dataStoreType": "OperationalStore"`), 400, "UserErrorUnsupportedDataStore", "properties.policyRules[0].dataStore.dataStoreType"},
 		{"incremental backups", "PUT", polPath + "2" + dpVersion, policyWith(t, `"backupType": "Full"`, `"backupType": "Incremental"`), 400, "UserErrorUnsupportedBackupType", "properties.policyRules[0].backupParameters.backupType"},
 		{"policy in a missing vault", "PUT", rgPath + "/providers/Microsoft.DataProtection/backupVaults/novault/backupPolicies/p" + dpVersion, string(readTestdata(t, "pgflex-policy.json")), 404, "ResourceNotFound", "vaultName"},
+		{"vault delete in a missing group", "DELETE", subPath + "/resourceGroups/nogroup/providers/Microsoft.DataProtection/backupVaults/v1" + dpVersion, "", 404, "ResourceGroupNotFound", "resourceGroupName"},
 		{"unknown operation", "GET", subPath + "/providers/Microsoft.DataProtection/locations/westus/operationStatus/nope" + dpVersion, "", 404, "OperationNotFound", "operationId"},
 		{"resource group delete while it holds a vault", "DELETE", rgPath + "?api-version=2021-04-01", "", 409, "ResourceGroupNotEmpty", "resourceGroupName"},
 	}

@@ -418,6 +418,9 @@ func (s *Service) DeleteVault(ctx context.Context, sub, rg, name string) (bool, 
 	err := s.store.ResourceDelete(ctx, id, store.DeleteOptions{BlockingChildTypes: []string{TypeBackupInstance}})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		if _, gerr := s.ResourceGroup(ctx, sub, rg); gerr != nil {
+			return false, gerr
+		}
 		return false, nil
 	case errors.Is(err, store.ErrHasChildren):
 		return false, newError(KindConflict, "UserErrorVaultHasBackupInstances", "vaultName",
