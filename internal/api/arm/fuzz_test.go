@@ -15,16 +15,22 @@ func FuzzRouter(f *testing.F) {
 		{Method: "GET", Pattern: "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}", Handle: noop},
 		{Method: "GET", Pattern: "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.DataProtection/backupVaults/{vaultName}", Handle: noop},
 		{Method: "GET", Pattern: "/subscriptions/{subscriptionId}/providers/Microsoft.DataProtection/locations/{location}/operationStatus/{operationId}", Handle: noop},
+		{Method: "GET", Pattern: "{*scope}/providers/Microsoft.Authorization/roleAssignments/{name}", Handle: noop},
 	})
 	f.Add("GET", "/subscriptions/x/resourcegroups/y")
 	f.Add("GET", "/SUBSCRIPTIONS/x/resourceGroups/y/providers/microsoft.dataprotection/BACKUPVAULTS/v%2Fw")
 	f.Add("PUT", "//subscriptions//resourceGroups/%zz")
+	f.Add("GET", "/providers/Microsoft.Authorization/roleAssignments/x")
+	f.Add("GET", "/subscriptions/s/providers/microsoft.authorization/roleassignments/x")
 	f.Fuzz(func(t *testing.T, method, path string) {
 		r, p, _, err := rt.Match(method, path)
 		if err != nil || r == nil {
 			return
 		}
 		for _, s := range r.segs {
+			if s.rest && !strings.HasPrefix(p.Get(s.name), "/") {
+				t.Fatalf("scope %q of %q does not start with /", p.Get(s.name), path)
+			}
 			if s.name != "" && p.Get(s.name) == "" {
 				t.Fatalf("placeholder %s empty for %q", s.name, path)
 			}

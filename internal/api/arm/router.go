@@ -28,7 +28,9 @@ type Route struct {
 	// Method is the HTTP method (HEAD routes are declared explicitly).
 	Method string
 	// Pattern is the ARM path with {placeholders}; literal segments match
-	// case-insensitively, a placeholder matches one non-empty segment.
+	// case-insensitively, a placeholder matches one non-empty segment. A
+	// pattern may start with one {*name} placeholder that matches any number
+	// of leading segments (an ARM scope); its value is "/" followed by them.
 	Pattern string
 	// Provider selects the api-versions accepted (see APIVersions).
 	Provider string
@@ -43,6 +45,7 @@ type Route struct {
 type segment struct {
 	literal string // lower-cased literal, or "" for a placeholder
 	name    string // placeholder name
+	rest    bool   // {*name}: any number of segments
 }
 
 // Router matches requests against routes case-insensitively. It is built once
@@ -56,8 +59,10 @@ type Router struct {
 func NewRouter(routes []*Route) *Router {
 	rt := &Router{}
 	for _, r := range routes {
-		for _, s := range strings.Split(strings.Trim(r.Pattern, "/"), "/") {
+		for i, s := range strings.Split(strings.Trim(r.Pattern, "/"), "/") {
 			switch {
+			case i == 0 && strings.HasPrefix(s, "{*") && strings.HasSuffix(s, "}"):
+				r.segs = append(r.segs, segment{name: s[2 : len(s)-1], rest: true})
 			case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}"):
 				r.segs = append(r.segs, segment{name: s[1 : len(s)-1]})
 			case s == "" || strings.ContainsAny(s, "{}"):
@@ -76,6 +81,9 @@ func NewRouter(routes []*Route) *Router {
 // a nil route and methodAllowed=true when the path exists for other methods.
 func (rt *Router) Match(method, escapedPath string) (route *Route, p Params, pathExists bool, err error) {
 	raw := strings.Split(strings.Trim(escapedPath, "/"), "/")
+	if len(raw) == 1 && raw[0] == "" {
+		raw = nil
+	}
 	segs := make([]string, len(raw))
 	for i, s := range raw {
 		u, uerr := url.PathUnescape(s)
@@ -102,7 +110,14 @@ func (rt *Router) Match(method, escapedPath string) (route *Route, p Params, pat
 		return nil, Params{}, pathExists, nil
 	}
 	r := rt.routes[best]
-	for i, s := range r.segs {
+	pattern := r.segs
+	if len(pattern) > 0 && pattern[0].rest {
+		n := len(segs) - (len(pattern) - 1)
+		p.names = append(p.names, pattern[0].name)
+		p.values = append(p.values, "/"+strings.Join(segs[:n], "/"))
+		pattern, segs = pattern[1:], segs[n:]
+	}
+	for i, s := range pattern {
 		if s.name != "" {
 			p.names = append(p.names, s.name)
 			p.values = append(p.values, segs[i])
@@ -113,6 +128,18 @@ func (rt *Router) Match(method, escapedPath string) (route *Route, p Params, pat
 
 // matchSegs reports whether segs fits the pattern and how many literals matched.
 func matchSegs(pattern []segment, segs []string) (int, bool) {
+	if len(pattern) > 0 && pattern[0].rest {
+		n := len(segs) - (len(pattern) - 1)
+		if n < 0 {
+			return 0, false
+		}
+		for _, s := range segs[:n] {
+			if s == "" {
+				return 0, false
+			}
+		}
+		pattern, segs = pattern[1:], segs[n:]
+	}
 	if len(pattern) != len(segs) {
 		return 0, false
 	}
