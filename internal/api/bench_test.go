@@ -12,12 +12,13 @@ import (
 // (loopback TCP, routing, store read, JSON encoding).
 func BenchmarkGetVault(b *testing.B) {
 	e := benchEnv(b)
-	url := e.URL + vaultPath + dpVersion
+	req, _ := http.NewRequest(http.MethodGet, e.URL+vaultPath+dpVersion, nil)
+	req.Header.Set("Authorization", "Bearer "+e.adminToken())
 	client := &http.Client{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		resp, err := client.Get(url)
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -40,6 +41,7 @@ func BenchmarkPutPolicy(b *testing.B) {
 	for b.Loop() {
 		req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e.adminToken())
 		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)

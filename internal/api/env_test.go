@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/api/apitest"
+	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/vault"
@@ -33,10 +38,37 @@ type testEnv struct {
 	t        testing.TB
 	dir      string
 	pageSize int
+	tls      bool
+	oidc     []string // external issuers to trust
+	logs     *syncBuffer
+	bodies   syncBuffer // every raw response body and header, for leak checks
 	store    *sqlite.Store
 	svc      *vault.Service
+	issuer   *auth.Issuer
 	srv      *httptest.Server
 	URL      string
+	// admin is the administrator principal (Owner at "/") and its secret.
+	admin       *vault.ServicePrincipal
+	adminSecret string
+	adminTok    string // cached per server start
+}
+
+// syncBuffer collects logs from concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func newEnv(t testing.TB) *testEnv {
@@ -63,8 +95,68 @@ func (e *testEnv) start() {
 		t.Fatalf("starting service: %v", err)
 	}
 	e.store, e.svc = st, svc
-	e.srv = httptest.NewServer(api.New(api.Config{Service: svc, RetryAfter: -1, PageSize: e.pageSize}))
+	if e.logs == nil {
+		e.logs = &syncBuffer{}
+	}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The server's URL must be known before the issuer is made: listen first.
+	e.srv = httptest.NewUnstartedServer(nil)
+	scheme := "http"
+	if e.tls {
+		scheme = "https"
+	}
+	base := scheme + "://" + e.srv.Listener.Addr().String()
+	issuer, err := auth.NewIssuer(auth.IssuerConfig{BaseURL: base, TenantID: svc.TenantID(), KeyDir: filepath.Join(e.dir, "keys"), Clients: svc, Logger: log})
+	if err != nil {
+		t.Fatalf("creating issuer: %v", err)
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{
+		Audiences: []string{"https://management.azure.com", "https://management.azure.com/"},
+		Static:    []auth.StaticIssuer{{Issuer: issuer.IssuerURL(), Keys: issuer.PublicKeys()}},
+		OIDC:      e.oidc,
+	})
+	if err != nil {
+		t.Fatalf("creating verifier: %v", err)
+	}
+	e.issuer, e.adminTok = issuer, ""
+	if e.adminSecret == "" {
+		e.adminSecret = strings.Repeat("s3cr3t-", 8)
+		if e.admin, err = svc.SetUpAdmin(ctx, e.adminSecret); err != nil {
+			t.Fatalf("setting up the admin: %v", err)
+		}
+	}
+	e.srv.Config.Handler = api.New(api.Config{Service: svc, Auth: verifier, Issuer: issuer, Logger: log, RetryAfter: -1, PageSize: e.pageSize})
+	if e.tls {
+		e.srv.StartTLS()
+	} else {
+		e.srv.Start()
+	}
 	e.URL = e.srv.URL
+}
+
+// token mints a token for a principal with the server's own issuer.
+func (e *testEnv) token(objectID, clientID string) string {
+	e.t.Helper()
+	tok, _, err := e.issuer.Mint(auth.Principal{ObjectID: objectID, ClientID: clientID, TenantID: e.svc.TenantID()}, "https://management.azure.com")
+	if err != nil {
+		e.t.Fatalf("minting a token: %v", err)
+	}
+	return tok
+}
+
+// adminToken is a token of the administrator (Owner at the root scope).
+func (e *testEnv) adminToken() string {
+	if e.adminTok == "" {
+		e.adminTok = e.token(e.admin.Properties.ObjectID, e.admin.Properties.ClientID)
+	}
+	return e.adminTok
+}
+
+// staticToken is an azcore.TokenCredential that always returns one token.
+type staticToken string
+
+func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 func (e *testEnv) stop() {
@@ -97,14 +189,20 @@ func (e *testEnv) clientOptions() *arm.ClientOptions {
 			},
 			InsecureAllowCredentialWithHTTP: true,
 			Retry:                           policy.RetryOptions{MaxRetries: -1},
-			Transport:                       validatingClient(e.t),
+			Transport:                       apitest.LoadSpec(e.t).Client(e.t, e.srv.Client()),
 		},
 		DisableRPRegistration: true,
 	}
 }
 
+// dp is an SDK client factory authenticated as the administrator.
 func (e *testEnv) dp() *armdataprotection.ClientFactory {
-	f, err := armdataprotection.NewClientFactory(testSub, nil, e.clientOptions())
+	return e.dpAs(staticToken(e.adminToken()))
+}
+
+// dpAs is an SDK client factory authenticated with cred.
+func (e *testEnv) dpAs(cred azcore.TokenCredential) *armdataprotection.ClientFactory {
+	f, err := armdataprotection.NewClientFactory(testSub, cred, e.clientOptions())
 	if err != nil {
 		e.t.Fatalf("creating SDK client factory: %v", err)
 	}
@@ -140,14 +238,21 @@ func (r *response) armError(t *testing.T) (code, target string) {
 	return env.Error.Code, env.Error.Target
 }
 
-// do sends a raw request; body may be a string, []byte or a value to encode.
+// do sends a raw request as the administrator; body may be a string,
+// []byte or a value to encode.
 func (e *testEnv) do(method, path string, body any) *response {
 	e.t.Helper()
-	return e.doCT(method, path, body, false)
+	return e.doAs("Bearer "+e.adminToken(), method, path, body, false)
 }
 
 // doCT is do, sending the body as text/plain when textContent is set.
 func (e *testEnv) doCT(method, path string, body any, textContent bool) *response {
+	e.t.Helper()
+	return e.doAs("Bearer "+e.adminToken(), method, path, body, textContent)
+}
+
+// doAs sends a raw request with the given Authorization header ("" for none).
+func (e *testEnv) doAs(authorization, method, path string, body any, textContent bool) *response {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -169,13 +274,16 @@ func (e *testEnv) doCT(method, path string, body any, textContent bool) *respons
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	switch {
 	case textContent:
 		req.Header.Set("Content-Type", "text/plain")
 	case rd != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -184,6 +292,7 @@ func (e *testEnv) doCT(method, path string, body any, textContent bool) *respons
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	fmt.Fprintf(&e.bodies, "%v\n%s\n", resp.Header, b)
 	if resp.Header.Get("x-ms-request-id") == "" {
 		e.t.Errorf("%s %s: no x-ms-request-id", method, path)
 	}
@@ -242,11 +351,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// validatingClient checks every response the SDK sees against the swagger specs.
-func validatingClient(t testing.TB) *http.Client {
-	return apitest.LoadSpec(t).Client(t, &http.Client{})
 }
 
 func readSpecExample(t *testing.T) []byte { return readTestdata(t, "CreateOrUpdateBackupPolicy.json") }

@@ -54,8 +54,17 @@ func writeDeleted(w http.ResponseWriter, existed bool) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// principal is the authenticated caller; authentication comes with RBAC.
-func principal(*http.Request) vault.Principal { return vault.Principal{} }
+// principal is the authenticated caller, for systemData.
+func principal(r *http.Request) vault.Principal {
+	p := caller(r.Context())
+	if p == nil {
+		return vault.Principal{}
+	}
+	if p.ClientID != "" {
+		return vault.Principal{ID: p.ClientID, Type: "Application"}
+	}
+	return vault.Principal{ID: p.ObjectID, Type: "User"}
+}
 
 // --- resource groups ---
 

@@ -18,8 +18,13 @@ const (
 // selects the accepted api-versions) and its Azure RBAC action.
 func (s *Server) routes() []*arm.Route {
 	const (
-		res = arm.ProviderResources
-		dp  = arm.ProviderDataProtection
+		res   = arm.ProviderResources
+		dp    = arm.ProviderDataProtection
+		authz = arm.ProviderAuthorization
+		ident = arm.ProviderIdentity
+		pRA   = "{*scope}/providers/Microsoft.Authorization/roleAssignments"
+		pRD   = "{*scope}/providers/Microsoft.Authorization/roleDefinitions"
+		pSP   = "/providers/Pgvault.Identity/servicePrincipals"
 	)
 	return []*arm.Route{
 		// Microsoft.Resources: resource groups.
@@ -45,10 +50,28 @@ func (s *Server) routes() []*arm.Route {
 		{Method: http.MethodGet, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/read", Handle: s.getPolicy},
 		{Method: http.MethodDelete, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/delete", Handle: s.deletePolicy},
 
-		// Long-running operations.
-		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus},
-		{Method: http.MethodGet, Pattern: pRG + pDP + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/operationStatus/read", Handle: s.operationStatus},
-		{Method: http.MethodGet, Pattern: pVault + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/operationStatus/read", Handle: s.operationStatus},
-		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationResults/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationResults/read", Handle: s.operationResult},
+		// Long-running operations, authorised on the resource they act on.
+		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},
+		{Method: http.MethodGet, Pattern: pRG + pDP + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},
+		{Method: http.MethodGet, Pattern: pVault + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},
+		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationResults/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationResults/read", Handle: s.operationResult, Scope: s.operationScope},
+
+		// Microsoft.Authorization: role assignments at any scope, built-in role definitions.
+		{Method: http.MethodGet, Pattern: pRA, Provider: authz, Action: "Microsoft.Authorization/roleAssignments/read", Handle: s.listRoleAssignments},
+		{Method: http.MethodPut, Pattern: pRA + "/{roleAssignmentName}", Provider: authz, Action: "Microsoft.Authorization/roleAssignments/write", Handle: s.putRoleAssignment},
+		{Method: http.MethodGet, Pattern: pRA + "/{roleAssignmentName}", Provider: authz, Action: "Microsoft.Authorization/roleAssignments/read", Handle: s.getRoleAssignment},
+		{Method: http.MethodDelete, Pattern: pRA + "/{roleAssignmentName}", Provider: authz, Action: "Microsoft.Authorization/roleAssignments/delete", Handle: s.deleteRoleAssignment},
+		{Method: http.MethodGet, Pattern: pRD, Provider: authz, Action: "Microsoft.Authorization/roleDefinitions/read", Handle: s.listRoleDefinitions},
+		{Method: http.MethodGet, Pattern: pRD + "/{roleDefinitionId}", Provider: authz, Action: "Microsoft.Authorization/roleDefinitions/read", Handle: s.getRoleDefinition},
+
+		// Pgvault.Identity: service principals (Microsoft Graph's part in Azure).
+		// Their actions sit under Microsoft.Authorization so that only roles
+		// that may grant access (Owner) may create them or reset their
+		// secrets: Contributor's NotActions exclude Microsoft.Authorization
+		// writes, so it cannot take over another principal.
+		{Method: http.MethodGet, Pattern: pSP, Provider: ident, Action: "Microsoft.Authorization/servicePrincipals/read", Handle: s.listServicePrincipals},
+		{Method: http.MethodPut, Pattern: pSP + "/{servicePrincipalName}", Provider: ident, Action: "Microsoft.Authorization/servicePrincipals/write", Handle: s.putServicePrincipal},
+		{Method: http.MethodGet, Pattern: pSP + "/{servicePrincipalName}", Provider: ident, Action: "Microsoft.Authorization/servicePrincipals/read", Handle: s.getServicePrincipal},
+		{Method: http.MethodDelete, Pattern: pSP + "/{servicePrincipalName}", Provider: ident, Action: "Microsoft.Authorization/servicePrincipals/delete", Handle: s.deleteServicePrincipal},
 	}
 }

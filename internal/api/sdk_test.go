@@ -34,8 +34,13 @@ func newVaultBody() armdataprotection.BackupVaultResource {
 
 func createVault(t *testing.T, e *testEnv, rg, name string) *armdataprotection.BackupVaultResource {
 	t.Helper()
+	return createVaultWith(t, e.dp(), rg, name)
+}
+
+func createVaultWith(t *testing.T, f *armdataprotection.ClientFactory, rg, name string) *armdataprotection.BackupVaultResource {
+	t.Helper()
 	ctx := context.Background()
-	poller, err := e.dp().NewBackupVaultsClient().BeginCreateOrUpdate(ctx, rg, name, newVaultBody(), nil)
+	poller, err := f.NewBackupVaultsClient().BeginCreateOrUpdate(ctx, rg, name, newVaultBody(), nil)
 	if err != nil {
 		t.Fatalf("BeginCreateOrUpdate %s: %v", name, err)
 	}

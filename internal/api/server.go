@@ -6,19 +6,34 @@ package api
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/pgvault/pgvault/internal/api/arm"
+	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/vault"
 )
+
+// Authenticator verifies the Authorization header of a request.
+type Authenticator interface {
+	// Verify returns the caller, or an *auth.Error.
+	Verify(ctx context.Context, authorizationHeader string) (*auth.Principal, error)
+	// Challenge is the WWW-Authenticate value for a failure.
+	Challenge(e *auth.Error) string
+}
 
 // Config configures a Server. Zero values mean defaults.
 type Config struct {
 	// Service is the control plane (required).
 	Service *vault.Service
+	// Auth verifies bearer tokens (required).
+	Auth Authenticator
+	// Issuer, when set, is the built-in token issuer served on its own paths.
+	Issuer *auth.Issuer
 	// Logger receives request logs; default discards.
 	Logger *slog.Logger
 	// PublicURL is the base URL clients use (for absolute links); default:
@@ -34,6 +49,8 @@ type Config struct {
 // Server is the HTTP API.
 type Server struct {
 	svc        *vault.Service
+	auth       Authenticator
+	issuer     *auth.Issuer
 	log        *slog.Logger
 	publicURL  string
 	retryAfter int
@@ -45,6 +62,8 @@ type Server struct {
 func New(cfg Config) *Server {
 	s := &Server{
 		svc:        cfg.Service,
+		auth:       cfg.Auth,
+		issuer:     cfg.Issuer,
 		log:        cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
 		publicURL:  cfg.PublicURL,
 		retryAfter: int(max(cmp.Or(cfg.RetryAfter, time.Second), 0).Round(time.Second) / time.Second),
@@ -56,11 +75,20 @@ func New(cfg Config) *Server {
 
 type ctxKey int
 
-const requestIDKey ctxKey = 0
+const (
+	requestIDKey ctxKey = iota
+	principalKey
+)
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
+}
+
+// caller is the authenticated principal of a request.
+func caller(ctx context.Context) *auth.Principal {
+	p, _ := ctx.Value(principalKey).(*auth.Principal)
+	return p
 }
 
 // statusRecorder remembers the status a handler wrote.
@@ -101,6 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), requestIDKey, rid)
 	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w}
+	var who string
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.ErrorContext(ctx, "handler panicked", "request_id", rid, "panic", p, "stack", string(debug.Stack()))
@@ -110,9 +139,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.log.InfoContext(ctx, "request", "method", r.Method, "path", r.URL.EscapedPath(), "status", rec.status,
-			"duration_ms", time.Since(start).Milliseconds(), "request_id", rid, "correlation_id", corr)
+			"duration_ms", time.Since(start).Milliseconds(), "request_id", rid, "correlation_id", corr, "principal", who)
 	}()
-	if err := s.serve(rec, r); err != nil {
+	if err := s.serve(rec, r, &who); err != nil {
 		e := toARM(ctx, s.log, err)
 		if r.Method == http.MethodHead {
 			rec.Header().Set("x-ms-error-code", e.Code)
@@ -123,7 +152,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, who *string) error {
+	if s.issuer != nil && s.issuer.Owns(r.URL.Path) {
+		s.issuer.ServeHTTP(w, r)
+		return nil
+	}
 	route, params, exists, err := s.router.Match(r.Method, r.URL.EscapedPath())
 	switch {
 	case err != nil:
@@ -133,6 +166,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	case route == nil:
 		return arm.Errorf(http.StatusNotFound, "InvalidResourceType", "No route matches '%s %s'; the resource type or path is not known to pgvault.", r.Method, r.URL.Path)
 	}
+	p, err := s.auth.Verify(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		var ae *auth.Error
+		if !errors.As(err, &ae) {
+			// An external issuer's keys could not be fetched: not the caller's fault.
+			s.log.WarnContext(r.Context(), "token verification unavailable", "request_id", requestID(r.Context()), "err", err)
+			return arm.Errorf(http.StatusServiceUnavailable, "AuthenticationUnavailable",
+				"The token could not be verified because its issuer's keys are unavailable; retry later.")
+		}
+		w.Header().Set("WWW-Authenticate", s.auth.Challenge(ae))
+		return &arm.Error{Status: http.StatusUnauthorized, Code: ae.Code, Message: ae.Message}
+	}
+	*who = p.ObjectID
+	r = r.WithContext(context.WithValue(r.Context(), principalKey, p))
 	if sub := params.Get("subscriptionId"); sub != "" {
 		if e := arm.ValidateSubscriptionID(sub); e != nil {
 			return e
@@ -146,5 +193,33 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) error {
 	if e := arm.CheckAPIVersion(r, route.Provider); e != nil {
 		return e
 	}
+	if err := s.authorize(r, route, params, p); err != nil {
+		return err
+	}
 	return route.Handle(w, r, params)
+}
+
+// authorize checks the route's action on its scope for the caller.
+func (s *Server) authorize(r *http.Request, route *arm.Route, params arm.Params, p *auth.Principal) error {
+	scope := strings.TrimSuffix(r.URL.Path, "/")
+	if route.Scope != nil {
+		var err error
+		if scope, err = route.Scope(r, params); err != nil {
+			return err
+		}
+	}
+	ok, err := s.svc.CheckAccess(r.Context(), p.ObjectID, route.Action, scope)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		client := p.ClientID
+		if client == "" {
+			client = p.ObjectID
+		}
+		return arm.Errorf(http.StatusForbidden, "AuthorizationFailed",
+			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid.",
+			client, p.ObjectID, route.Action, scope)
+	}
+	return nil
 }

@@ -76,12 +76,16 @@ func (s *Service) ListResourceGroups(ctx context.Context, sub, after string, pag
 	return listPage(ctx, s.store, store.ListParams{Type: TypeResourceGroup, Subscription: sub, After: after}, pageSize, decodeResourceGroup)
 }
 
+// groupBlockingTypes are the resources that keep a group from being deleted.
+// Role assignments at the group's scope are not among them: they go with it.
+var groupBlockingTypes = []string{TypeVault}
+
 // DeleteResourceGroup deletes an empty resource group. Unlike Azure, pgvault
 // refuses to delete a group that still holds resources, so that deleting a
 // group never deletes backups by accident. It returns false if the group did
 // not exist.
 func (s *Service) DeleteResourceGroup(ctx context.Context, sub, name string) (bool, error) {
-	err := s.store.ResourceDelete(ctx, ResourceGroupID(sub, name), store.DeleteOptions{BlockingChildTypes: []string{store.AnyType}})
+	err := s.store.ResourceDelete(ctx, ResourceGroupID(sub, name), store.DeleteOptions{BlockingChildTypes: groupBlockingTypes})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return false, nil

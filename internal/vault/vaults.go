@@ -286,8 +286,12 @@ func (s *Service) writeVault(ctx context.Context, sub, parent string, v *Vault, 
 	if err != nil {
 		return fmt.Errorf("while encoding vault: %w", err)
 	}
+	var refs []string
+	if v.Identity != nil && v.Identity.PrincipalID != "" {
+		refs = []string{principalRef(v.Identity.PrincipalID)} // the identity is a principal
+	}
 	err = s.store.ResourcePut(ctx, &store.Resource{
-		ID: v.ID, Type: TypeVault, Parent: parent, Subscription: sub, Name: v.Name,
+		ID: v.ID, Type: TypeVault, Parent: parent, Subscription: sub, Name: v.Name, Refs: refs,
 		Body: body, ETag: v.ETag, Created: v.SystemData.CreatedAt, Updated: now,
 	}, opts)
 	switch {

@@ -20,6 +20,9 @@ const (
 	ProviderPostgreSQL     = "Microsoft.DBforPostgreSQL"
 	ProviderResources      = "Microsoft.Resources"
 	ProviderAuthorization  = "Microsoft.Authorization"
+	// ProviderIdentity is pgvault's own provider for service principals
+	// (what Microsoft Graph does for Azure).
+	ProviderIdentity = "Pgvault.Identity"
 )
 
 // APIVersions lists the api-versions each provider accepts, newest first.
@@ -31,6 +34,7 @@ var APIVersions = map[string][]string{
 	ProviderPostgreSQL:     {"2024-08-01"},
 	ProviderResources:      {"2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01", "2022-09-01", "2021-04-01", "2020-06-01"},
 	ProviderAuthorization:  {"2022-04-01", "2020-10-01", "2018-01-01-preview", "2015-07-01"},
+	ProviderIdentity:       {"2026-11-01"},
 }
 
 // CheckAPIVersion validates the api-version query parameter for a provider.

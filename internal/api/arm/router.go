@@ -38,6 +38,11 @@ type Route struct {
 	Action string
 	// Handle serves the request.
 	Handle func(w http.ResponseWriter, r *http.Request, p Params) error
+	// Scope, when set, returns the scope the Action is authorised on; by
+	// default it is the request path.
+	Scope func(r *http.Request, p Params) (string, error)
+	// Public routes need no token (the token issuer's endpoints).
+	Public bool
 
 	segs []segment
 }
