@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -78,6 +80,7 @@ type StaticIssuer struct {
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
 type Verifier struct {
+	verified         verifiedCache
 	audiences        []string
 	issuers          map[string]keySource
 	issuerNames      []string
@@ -218,6 +221,10 @@ type tokenClaims struct {
 }
 
 func (v *Verifier) verifyToken(ctx context.Context, token string) (*Principal, error) {
+	sum := sha256.Sum256([]byte(token))
+	if claims, ok := v.verified.get(sum); ok {
+		return v.checkClaims(claims)
+	}
 	if len(token) > maxTokenLength {
 		return nil, errMalformed(fmt.Sprintf("it is longer than %d bytes", maxTokenLength))
 	}
@@ -267,7 +274,39 @@ func (v *Verifier) verifyToken(ctx context.Context, token string) (*Principal, e
 	if !bytes.Equal(payload, claimBytes) {
 		return nil, errMalformed("its claims do not match its signature")
 	}
-	return v.checkClaims(&claims)
+	p, err := v.checkClaims(&claims)
+	if err == nil {
+		v.verified.put(sum, &claims)
+	}
+	return p, err
+}
+
+// maxVerified bounds the cache of verified tokens.
+const maxVerified = 4096
+
+// verifiedCache remembers the claims of tokens whose signature was verified,
+// keyed by the token's SHA-256, so that a client reusing its token (as every
+// SDK does for an hour) pays for one signature check, not one per request.
+// The time and audience checks still run on every use.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*tokenClaims
+}
+
+func (c *verifiedCache) get(sum [32]byte) (*tokenClaims, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	claims, ok := c.m[sum]
+	return claims, ok
+}
+
+func (c *verifiedCache) put(sum [32]byte, claims *tokenClaims) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[[32]byte]*tokenClaims) // start over: simple, and bounded
+	}
+	c.m[sum] = claims
 }
 
 func (v *Verifier) checkClaims(c *tokenClaims) (*Principal, error) {

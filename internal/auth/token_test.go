@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -316,5 +317,41 @@ func TestNewVerifierRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := auth.NewVerifier(auth.VerifierConfig{Audiences: []string{"a"}, OIDC: []string{"http://127.0.0.1:8080/realms/x", "http://localhost/x"}}); err != nil {
 		t.Errorf("loopback http OIDC issuers: %v", err)
+	}
+}
+
+// TestVerifiedTokenCacheKeepsTimeChecks: a token verified once is still
+// refused once it expires, though its signature is not checked again.
+func TestVerifiedTokenCacheKeepsTimeChecks(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := now
+	iss, err := auth.NewIssuer(auth.IssuerConfig{BaseURL: "https://pgvault.test", TenantID: "t1", KeyDir: t.TempDir(), Clients: &testClients{}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{Audiences: []string{auth.DefaultAudience}, Static: []auth.StaticIssuer{{Issuer: iss.IssuerURL(), Keys: iss.PublicKeys()}}, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, exp, err := iss.Mint(auth.Principal{ObjectID: "o1"}, auth.DefaultAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := v.Verify(context.Background(), "Bearer "+tok); err != nil {
+			t.Fatalf("fresh token: %v", err)
+		}
+	}
+	clock = exp.Add(auth.ClockSkew + time.Second)
+	_, err = v.Verify(context.Background(), "Bearer "+tok)
+	var ae *auth.Error
+	if !errors.As(err, &ae) || ae.Code != auth.CodeExpiredAuthenticationToken {
+		t.Fatalf("expired cached token: %v", err)
+	}
+	// A tampered copy of a cached token is not taken for it.
+	clock = now
+	bad := tok[:len(tok)-2] + "AA"
+	if _, err := v.Verify(context.Background(), "Bearer "+bad); err == nil {
+		t.Fatal("a tampered token was accepted")
 	}
 }
