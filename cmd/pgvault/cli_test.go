@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,51 +11,69 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/client"
-	"github.com/pgvault/pgvault/internal/store/sqlite"
-	"github.com/pgvault/pgvault/internal/vault"
+	"github.com/pgvault/pgvault/internal/testserver"
 )
 
 const testSub = "3f2c7f0e-1d2b-4c5a-8e9f-0a1b2c3d4e5f"
 
-// startServer runs the real pgvault stack (SQLite in a temp dir, vault
-// service, API) in an httptest server and returns its URL.
-func startServer(t *testing.T) string {
+// startServer runs a real, authenticated pgvault server. Retry-After is 0:
+// the client polls at its minimum delay. Pages of two items make the lists
+// follow nextLink.
+func startServer(t *testing.T, o testserver.Options) *testserver.Server {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pgvault.db"))
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
+	if o.PageSize == 0 {
+		o.PageSize = 2
 	}
-	t.Cleanup(func() { _ = st.Close() })
-	svc, err := vault.New(ctx, vault.Config{Store: st})
-	if err != nil {
-		t.Fatalf("vault.New: %v", err)
-	}
-	t.Cleanup(svc.Close)
-	if err := svc.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	// Retry-After rounds to 0s: the client polls at its minimum delay.
-	// Pages of two items make the lists follow nextLink.
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, RetryAfter: time.Millisecond, PageSize: 2}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return testserver.Start(t, o)
 }
 
-// cli runs pgvault commands against one server.
+// cli runs pgvault commands against one server, as one principal.
 type cli struct {
 	t   *testing.T
+	ts  *testserver.Server
 	env map[string]string
 }
 
+// newCLI starts a server and returns a CLI with the administrator's
+// credentials file. PGVAULT_SERVER is not set: the server comes from the
+// credentials file.
 func newCLI(t *testing.T) *cli {
-	return &cli{t: t, env: map[string]string{"PGVAULT_SERVER": startServer(t), "PGVAULT_SUBSCRIPTION": testSub}}
+	return cliFor(t, startServer(t, testserver.Options{}), nil)
+}
+
+// cliFor returns a CLI of ts with p's credentials file (the administrator's
+// when p is nil). HOME and PGVAULT_DATA_DIR point at empty directories, so
+// that nothing of the machine's pgvault is used.
+func cliFor(t *testing.T, ts *testserver.Server, p *testserver.Principal) *cli {
+	t.Helper()
+	if p == nil {
+		p = &ts.Admin
+	}
+	home := t.TempDir()
+	return &cli{t: t, ts: ts, env: map[string]string{
+		"HOME":                 home,
+		"PGVAULT_DATA_DIR":     filepath.Join(home, "data"),
+		"PGVAULT_SUBSCRIPTION": testSub,
+		"PGVAULT_CREDENTIALS":  credentialsFile(t, ts, *p),
+	}}
+}
+
+// as returns a CLI of the same server with p's credentials.
+func (c *cli) as(p testserver.Principal) *cli {
+	return cliFor(c.t, c.ts, &p)
+}
+
+// credentialsFile writes p's credentials file and returns its path.
+func credentialsFile(t *testing.T, ts *testserver.Server, p testserver.Principal) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), p.Name+"-credentials.json")
+	if err := writeCredentials(path, credentials{Server: ts.URL, TenantID: ts.TenantID, ClientID: p.ClientID, ClientSecret: p.Secret}); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // result is the outcome of one run.
@@ -473,99 +490,6 @@ func TestNoWait(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "waiting for operation") || !strings.Contains(r.stderr, "not waiting") {
 		t.Errorf("stderr = %q", r.stderr)
-	}
-}
-
-// syncBuffer is a goroutine-safe buffer for a running server's log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func TestServe(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
-	var stderr syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		// Port 0: the kernel picks a free port, which the server logs.
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"},
-			func(string) string { return "" }, strings.NewReader(""), io.Discard, &stderr)
-	}()
-
-	// Wait for the "pgvault serving" log line and its address.
-	var addr string
-	deadline := time.Now().Add(30 * time.Second)
-	for addr == "" {
-		select {
-		case err := <-done:
-			t.Fatalf("serve returned before serving: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not start in time:\n%s", stderr.String())
-		}
-		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
-		for sc.Scan() {
-			var line struct{ Msg, Address string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pgvault serving" {
-				addr = line.Address
-			}
-		}
-		if addr == "" {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	if !strings.HasPrefix(addr, "http://127.0.0.1:") || strings.HasSuffix(addr, ":0") {
-		t.Fatalf("serving address = %q", addr)
-	}
-
-	// The server answers, also through the CLI.
-	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"--server", addr, "group", "create", "rg1", "-l", "westeurope", "-o", "json"},
-		func(string) string { return "" }, strings.NewReader(""), &out, &errb); err != nil {
-		t.Fatalf("group create against serve: %v\n%s", err, errb.String())
-	}
-	resp, err := http.Get(addr + "/subscriptions/" + defaultSubscription + "/resourcegroups/rg1?api-version=" + client.APIVersionResources)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET the group: status %d", resp.StatusCode)
-	}
-	if _, err := os.Stat(filepath.Join(dataDir, "pgvault.db")); err != nil {
-		t.Errorf("no database in the data dir: %v", err)
-	}
-
-	// Cancelling the context shuts it down cleanly.
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v\n%s", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after its context was cancelled")
-	}
-	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
-		t.Errorf("no 'stopped' log line:\n%s", stderr.String())
-	}
-	if _, err := http.Get(addr + "/"); err == nil {
-		t.Error("the server still answers after shutdown")
 	}
 }
 

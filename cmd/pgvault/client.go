@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pgvault/pgvault/internal/client"
 )
@@ -38,36 +39,57 @@ const (
 type clientCmd struct {
 	e            *env
 	server       string
+	serverFlag   *pflag.Flag // to tell whether --server was given
 	subscription string
 	output       string
+	// credentials is the --credentials file ("" for the default one).
+	credentials string
+	// caCert is the --ca-cert file ("" for the default one).
+	caCert string
 }
 
 // addClientCommands adds the global client flags and the client commands
-// (group, vault, policy) to root.
+// (group, vault, policy, principal, role, token, admin) to root.
 func addClientCommands(root *cobra.Command, e *env) {
 	c := &clientCmd{e: e}
 	pf := root.PersistentFlags()
-	pf.StringVar(&c.server, "server", envOr(e.getenv, "PGVAULT_SERVER", defaultServer), "URL of the pgvault server (env PGVAULT_SERVER)")
+	pf.StringVar(&c.server, "server", envOr(e.getenv, "PGVAULT_SERVER", defaultServer),
+		"URL of the pgvault server (env PGVAULT_SERVER; without either, the server named in the credentials file)")
+	c.serverFlag = pf.Lookup("server")
 	pf.StringVar(&c.subscription, "subscription", envOr(e.getenv, "PGVAULT_SUBSCRIPTION", defaultSubscription), "subscription ID (env PGVAULT_SUBSCRIPTION)")
 	pf.StringVarP(&c.output, "output", "o", outputTable, "output format: table, or json (the server's JSON indented; lists as one array of the items of every page)")
-	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd())
+	pf.StringVar(&c.credentials, "credentials", e.getenv("PGVAULT_CREDENTIALS"),
+		"client credentials file (env PGVAULT_CREDENTIALS; default: "+adminCredentialsFile+" in the data directory, PGVAULT_DATA_DIR or "+
+			defaultDataDir(e.getenv)+"); PGVAULT_TOKEN, a bearer token, wins over it")
+	pf.StringVar(&c.caCert, "ca-cert", e.getenv("PGVAULT_CA_CERT"),
+		"PEM CA certificate to trust for an https server (env PGVAULT_CA_CERT; default: tls/cert.pem in the data directory, if it exists)")
+	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd(), c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd())
 }
 
-// runE adapts a client command: it checks the global flags, builds the HTTP
-// client and renders server errors with their details.
+// checkOutput checks and normalises --output.
+func (c *clientCmd) checkOutput() error {
+	switch strings.ToLower(c.output) {
+	case outputTable, outputJSON:
+		c.output = strings.ToLower(c.output)
+		return nil
+	}
+	return fmt.Errorf("invalid --output %q: use table or json", c.output)
+}
+
+// runE adapts a client command: it checks the global flags, connects (server,
+// TLS trust, credentials) and renders server errors with their details.
 func (c *clientCmd) runE(fn func(ctx context.Context, cl *client.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		switch strings.ToLower(c.output) {
-		case outputTable, outputJSON:
-			c.output = strings.ToLower(c.output)
-		default:
-			return fmt.Errorf("invalid --output %q: use table or json", c.output)
+		if err := c.checkOutput(); err != nil {
+			return err
 		}
-		if err := client.CheckBaseURL(c.server); err != nil {
-			return fmt.Errorf("while checking --server (or PGVAULT_SERVER): %w", err)
+		conn, err := c.connect()
+		if err != nil {
+			return err
 		}
-		cl := client.New(c.server, &http.Client{Timeout: requestTimeout})
-		return withDetails(fn(cmd.Context(), cl, args))
+		cl := client.New(conn.server, conn.hc)
+		cl.Auth = conn.auth
+		return explain(withDetails(fn(cmd.Context(), cl, args)))
 	}
 }
 

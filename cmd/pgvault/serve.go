@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgvault/pgvault/internal/api"
+	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
+	"github.com/pgvault/pgvault/internal/tlscert"
 	"github.com/pgvault/pgvault/internal/vault"
 )
 
@@ -26,6 +30,22 @@ type serveConfig struct {
 	LogLevel  string
 	LogFormat string
 	PublicURL string
+	// TLS: a certificate and key, or a self-signed certificate kept in the data directory.
+	TLSCert       string
+	TLSKey        string
+	TLSSelfSigned bool
+	// InsecureHTTP allows plain HTTP on a non-loopback address (behind a TLS proxy).
+	InsecureHTTP bool
+	// OIDCIssuers are external token issuers to trust besides the built-in one.
+	OIDCIssuers []string
+	// Audiences are the accepted token audiences.
+	Audiences []string
+}
+
+// defaultAudiences are the audiences Azure Resource Manager tokens carry.
+var defaultAudiences = []string{
+	"https://management.azure.com", "https://management.azure.com/",
+	"https://management.core.windows.net", "https://management.core.windows.net/",
 }
 
 // defaultListen is where the server listens unless told otherwise.
@@ -43,11 +63,17 @@ func defaultDataDir(getenv func(string) string) string {
 
 func newServeCmd(e *env) *cobra.Command {
 	cfg := serveConfig{
-		Listen:    envOr(e.getenv, "PGVAULT_LISTEN", defaultListen),
-		DataDir:   envOr(e.getenv, "PGVAULT_DATA_DIR", defaultDataDir(e.getenv)),
-		LogLevel:  envOr(e.getenv, "PGVAULT_LOG_LEVEL", "info"),
-		LogFormat: envOr(e.getenv, "PGVAULT_LOG_FORMAT", "text"),
-		PublicURL: e.getenv("PGVAULT_PUBLIC_URL"),
+		Listen:        envOr(e.getenv, "PGVAULT_LISTEN", defaultListen),
+		DataDir:       envOr(e.getenv, "PGVAULT_DATA_DIR", defaultDataDir(e.getenv)),
+		LogLevel:      envOr(e.getenv, "PGVAULT_LOG_LEVEL", "info"),
+		LogFormat:     envOr(e.getenv, "PGVAULT_LOG_FORMAT", "text"),
+		PublicURL:     e.getenv("PGVAULT_PUBLIC_URL"),
+		TLSCert:       e.getenv("PGVAULT_TLS_CERT"),
+		TLSKey:        e.getenv("PGVAULT_TLS_KEY"),
+		TLSSelfSigned: e.getenv("PGVAULT_TLS_SELF_SIGNED") == "true",
+		InsecureHTTP:  e.getenv("PGVAULT_INSECURE_HTTP") == "true",
+		OIDCIssuers:   splitList(e.getenv("PGVAULT_OIDC_ISSUERS")),
+		Audiences:     splitList(e.getenv("PGVAULT_AUDIENCES")),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -55,8 +81,22 @@ func newServeCmd(e *env) *cobra.Command {
 		Long: `Run the pgvault server: the Azure-compatible API over a metadata store and
 backup repository kept under the data directory.
 
+Every request needs an OAuth2 bearer token, from the built-in issuer
+(POST /{tenant}/oauth2/v2.0/token with client credentials) or from an
+external OIDC issuer given with --oidc-issuer. On first start pgvault creates
+an administrator principal with the Owner role and writes its credentials to
+admin-credentials.json in the data directory (readable only by its owner);
+` + "`pgvault token`" + ` turns them into a token.
+
+Plain HTTP is served only on loopback addresses unless --insecure-http; give
+--tls-cert and --tls-key, or --tls-self-signed to create (once) and reuse a
+self-signed certificate under the data directory.
+
 Environment variables give the defaults of the flags: PGVAULT_LISTEN,
-PGVAULT_DATA_DIR, PGVAULT_LOG_LEVEL, PGVAULT_LOG_FORMAT, PGVAULT_PUBLIC_URL.`,
+PGVAULT_DATA_DIR, PGVAULT_LOG_LEVEL, PGVAULT_LOG_FORMAT, PGVAULT_PUBLIC_URL,
+PGVAULT_TLS_CERT, PGVAULT_TLS_KEY, PGVAULT_TLS_SELF_SIGNED=true,
+PGVAULT_INSECURE_HTTP=true, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
+(comma-separated).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), cfg, e)
@@ -67,8 +107,24 @@ PGVAULT_DATA_DIR, PGVAULT_LOG_LEVEL, PGVAULT_LOG_FORMAT, PGVAULT_PUBLIC_URL.`,
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the metadata database and local repositories")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
-	f.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base URL clients use to reach the server (default: from each request)")
+	f.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base URL clients use to reach the server (default: from the listen address)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate file (PEM)")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key file (PEM)")
+	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", cfg.TLSSelfSigned, "serve TLS with a self-signed certificate kept in the data directory")
+	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", cfg.InsecureHTTP, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
+	f.StringSliceVar(&cfg.OIDCIssuers, "oidc-issuer", cfg.OIDCIssuers, "external OIDC issuer URL whose tokens are accepted (repeatable)")
+	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
 	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -99,9 +155,31 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	if err != nil {
 		return err
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("give both --tls-cert and --tls-key, or neither")
+	}
+	useTLS := cfg.TLSCert != "" || cfg.TLSSelfSigned
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("while creating the data directory: %w", err)
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("while listening on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); !useTLS && !cfg.InsecureHTTP && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("refusing plain HTTP on %s, which is not a loopback address: give --tls-cert and --tls-key or --tls-self-signed (or --insecure-http behind a TLS-terminating proxy)", cfg.Listen)
+	}
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	baseURL := strings.TrimRight(cfg.PublicURL, "/")
+	if baseURL == "" {
+		baseURL = scheme + "://" + ln.Addr().String()
+	}
+
 	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "pgvault.db"))
 	if err != nil {
 		return fmt.Errorf("while opening the metadata store: %w", err)
@@ -115,16 +193,46 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	issuer, err := auth.NewIssuer(auth.IssuerConfig{
+		BaseURL: baseURL, TenantID: svc.TenantID(), KeyDir: filepath.Join(cfg.DataDir, "keys"), Clients: svc, Logger: log,
+	})
 	if err != nil {
-		return fmt.Errorf("while listening on %s: %w", cfg.Listen, err)
+		return fmt.Errorf("while starting the token issuer: %w", err)
 	}
+	if err := ensureAdmin(ctx, svc, cfg.DataDir, localURL(scheme, ln.Addr(), cfg.PublicURL), log); err != nil {
+		return err
+	}
+	audiences := cfg.Audiences
+	if len(audiences) == 0 {
+		audiences = defaultAudiences
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{
+		Audiences: audiences,
+		Static:    []auth.StaticIssuer{{Issuer: issuer.IssuerURL(), Keys: issuer.PublicKeys()}},
+		OIDC:      cfg.OIDCIssuers,
+	})
+	if err != nil {
+		return fmt.Errorf("while setting up token verification: %w", err)
+	}
+
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Service: svc, Logger: log, PublicURL: cfg.PublicURL}),
+		Handler:           api.New(api.Config{Service: svc, Auth: verifier, Issuer: issuer, Logger: log, PublicURL: cfg.PublicURL}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("pgvault serving", "address", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir)
+	if useTLS {
+		cert, err := loadCertificate(cfg, host)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	if ip := net.ParseIP(host); cfg.PublicURL == "" && ip != nil && ip.IsUnspecified() {
+		log.Warn("listening on every address without --public-url: the token issuer names itself by the unspecified address, "+
+			"which remote clients cannot reach (azidentity refuses it); give --public-url with the URL clients use", "issuer", issuer.IssuerURL())
+	}
+	log.Info("pgvault serving", "address", scheme+"://"+ln.Addr().String(), "issuer", issuer.IssuerURL(), "data_dir", cfg.DataDir)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -140,4 +248,40 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// localURL is the server URL written to the credentials file: the public
+// URL when there is one, else the listen address, with a loopback address in
+// place of an unspecified one (0.0.0.0 or ::), which is no address to
+// connect to nor one the self-signed certificate names.
+func localURL(scheme string, addr net.Addr, publicURL string) string {
+	if publicURL != "" {
+		return strings.TrimRight(publicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // Go listens on both IPv4 and IPv6 for 0.0.0.0 and ::
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+func loadCertificate(cfg serveConfig, host string) (tls.Certificate, error) {
+	if cfg.TLSCert != "" {
+		c, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("while loading the TLS certificate: %w", err)
+		}
+		return c, nil
+	}
+	var hosts []string
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		hosts = append(hosts, host)
+	}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	return tlscert.SelfSigned(filepath.Join(cfg.DataDir, "tls"), hosts, time.Now())
 }

@@ -2,13 +2,13 @@ package auth_test
 
 import (
 	"context"
-	"errors"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"

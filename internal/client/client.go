@@ -1,8 +1,9 @@
 // Package client is a small HTTP client of the pgvault API, which is Azure
 // Resource Manager's API for the providers pgvault serves: it sends JSON
-// requests with the api-version of each provider, turns ARM error bodies into
-// *APIError, follows the nextLink of lists and waits for long-running
-// operations. It uses no Azure SDK.
+// requests with the api-version of each provider and a bearer token from a
+// TokenSource (see ClientCredentials), turns ARM error bodies into *APIError,
+// follows the nextLink of lists and waits for long-running operations. It
+// uses no Azure SDK.
 package client
 
 import (
@@ -23,6 +24,12 @@ const (
 	APIVersionDataProtection = "2024-04-01"
 	// APIVersionResources is the Microsoft.Resources api-version (resource groups).
 	APIVersionResources = "2021-04-01"
+	// APIVersionAuthorization is the Microsoft.Authorization api-version
+	// (role assignments and role definitions).
+	APIVersionAuthorization = "2022-04-01"
+	// APIVersionIdentity is the api-version of pgvault's own
+	// Pgvault.Identity provider (service principals).
+	APIVersionIdentity = "2026-11-01"
 )
 
 // maxResponseBytes bounds the body of a response the client reads.
@@ -35,6 +42,11 @@ type Client struct {
 	hc      *http.Client
 	// UserAgent is sent with every request when not empty.
 	UserAgent string
+	// Auth, when not nil, gives the bearer token sent with every request.
+	// The token is sent only to the server's own scheme and host: a request
+	// to an absolute URL elsewhere (a nextLink or operation URL naming
+	// another host) fails instead.
+	Auth TokenSource
 }
 
 // New returns a client of the server at baseURL (e.g. http://127.0.0.1:7070).
@@ -52,6 +64,9 @@ func New(baseURL string, httpClient *http.Client) *Client {
 		UserAgent: "pgvault-cli",
 	}
 }
+
+// BaseURL returns the server's base URL, without a trailing slash.
+func (c *Client) BaseURL() string { return c.base }
 
 // CheckBaseURL returns an error saying why baseURL is not usable by New,
 // or nil when it is an absolute http or https URL with a host and no query
@@ -156,6 +171,16 @@ func (c *Client) Do(ctx context.Context, method, path, apiVersion string, body a
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
+	if c.Auth != nil {
+		if err := c.checkOrigin(req.URL); err != nil {
+			return nil, err
+		}
+		tok, err := c.Auth.Token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("while sending %s %s: %w", method, u, err)
@@ -206,6 +231,34 @@ func (c *Client) resolve(path, apiVersion string) (string, error) {
 	return u.String(), nil
 }
 
+// checkOrigin refuses to send the token to another scheme or host than
+// the server's.
+func (c *Client) checkOrigin(u *url.URL) error {
+	if c.baseErr != nil {
+		return c.baseErr
+	}
+	b, err := url.Parse(c.base)
+	if err != nil {
+		return fmt.Errorf("while parsing the server URL %q: %w", c.base, err)
+	}
+	if !strings.EqualFold(u.Scheme, b.Scheme) || !strings.EqualFold(u.Hostname(), b.Hostname()) || portOf(u) != portOf(b) {
+		return fmt.Errorf("refusing to send credentials to %s://%s, which the server named in a link, because it is not the server %s: "+
+			"if the server is behind a proxy, use its public URL as the server URL", u.Scheme, u.Host, c.base)
+	}
+	return nil
+}
+
+// portOf is a URL's port, or its scheme's default.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
 // ResourceGroupsPath is the path of a subscription's resource groups.
 func ResourceGroupsPath(sub string) string {
 	return "/subscriptions/" + url.PathEscape(sub) + "/resourcegroups"
@@ -244,4 +297,59 @@ func PoliciesPath(sub, rg, vault string) string {
 // PolicyPath is the path of a backup policy.
 func PolicyPath(sub, rg, vault, policy string) string {
 	return PoliciesPath(sub, rg, vault) + "/" + url.PathEscape(policy)
+}
+
+// ServicePrincipalsPath is the path of the service principals.
+func ServicePrincipalsPath() string {
+	return "/providers/Pgvault.Identity/servicePrincipals"
+}
+
+// ServicePrincipalPath is the path of a service principal.
+func ServicePrincipalPath(name string) string {
+	return ServicePrincipalsPath() + "/" + url.PathEscape(name)
+}
+
+// ScopePath escapes an ARM scope ("/", "/subscriptions/{id}", a resource
+// group or a resource) for use as a path prefix, without a trailing slash
+// ("" for the root scope).
+func ScopePath(scope string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(strings.Trim(scope, "/"), "/") {
+		if seg != "" {
+			b.WriteString("/" + url.PathEscape(seg))
+		}
+	}
+	return b.String()
+}
+
+// RoleAssignmentsPath is the path of the role assignments at a scope.
+func RoleAssignmentsPath(scope string) string {
+	return ScopePath(scope) + "/providers/Microsoft.Authorization/roleAssignments"
+}
+
+// RoleAssignmentPath is the path of a role assignment.
+func RoleAssignmentPath(scope, name string) string {
+	return RoleAssignmentsPath(scope) + "/" + url.PathEscape(name)
+}
+
+// RoleDefinitionsPath is the path of the role definitions seen from a scope.
+func RoleDefinitionsPath(scope string) string {
+	return ScopePath(scope) + "/providers/Microsoft.Authorization/roleDefinitions"
+}
+
+// RoleDefinitionPath is the path of a role definition (id is its GUID).
+func RoleDefinitionPath(scope, id string) string {
+	return RoleDefinitionsPath(scope) + "/" + url.PathEscape(id)
+}
+
+// WithQuery adds query parameters to a path, e.g. $filter.
+func WithQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + q.Encode()
 }

@@ -7,56 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/client"
 	"github.com/pgvault/pgvault/internal/store"
-	"github.com/pgvault/pgvault/internal/store/sqlite"
+	"github.com/pgvault/pgvault/internal/testserver"
 	"github.com/pgvault/pgvault/internal/vault"
 )
 
 const sub = "6b0d2f6e-4a7c-4f51-9d0e-0f2b1d9c3a11"
 
-// serverOptions tune the real server a test runs.
-type serverOptions struct {
-	pageSize   int
-	retryAfter time.Duration // rounded to seconds by the API; <1s gives Retry-After: 0
-	wrapStore  func(store.Store) store.Store
-}
-
-// newServer runs the real pgvault stack (SQLite in a temp dir, vault
-// service, API) in an httptest server and returns a client of it.
-func newServer(t *testing.T, o serverOptions) *client.Client {
+// newServer starts a real, authenticated pgvault server and returns a
+// client of it with the administrator's client credentials.
+func newServer(t *testing.T, o testserver.Options) *client.Client {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pgvault.db"))
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	var s store.Store = st
-	if o.wrapStore != nil {
-		s = o.wrapStore(st)
-	}
-	svc, err := vault.New(ctx, vault.Config{Store: s})
-	if err != nil {
-		t.Fatalf("vault.New: %v", err)
-	}
-	t.Cleanup(svc.Close)
-	if err := svc.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	if o.retryAfter == 0 {
-		o.retryAfter = time.Millisecond
-	}
-	srv := httptest.NewServer(api.New(api.Config{Service: svc, PageSize: o.pageSize, RetryAfter: o.retryAfter}))
-	t.Cleanup(srv.Close)
-	return client.New(srv.URL, srv.Client())
+	return testserver.Start(t, o).AdminClient()
 }
 
 func putGroup(t *testing.T, c *client.Client, name string) {
@@ -78,7 +45,7 @@ func vaultBody() map[string]any {
 
 func TestCRUDAndPaging(t *testing.T) {
 	ctx := context.Background()
-	c := newServer(t, serverOptions{pageSize: 2})
+	c := newServer(t, testserver.Options{PageSize: 2})
 
 	resp, err := c.Put(ctx, client.ResourceGroupPath(sub, "rg-a"), client.APIVersionResources, json.RawMessage(`{"location":"westeurope","tags":{"env":"test"}}`))
 	if err != nil {
@@ -158,7 +125,7 @@ func TestCRUDAndPaging(t *testing.T) {
 
 func TestAPIError(t *testing.T) {
 	ctx := context.Background()
-	c := newServer(t, serverOptions{})
+	c := newServer(t, testserver.Options{})
 
 	_, err := c.Get(ctx, client.ResourceGroupPath(sub, "missing"), client.APIVersionResources)
 	var ae *client.APIError
@@ -217,7 +184,7 @@ func TestAPIError(t *testing.T) {
 
 func TestWaitVaultProvisioning(t *testing.T) {
 	ctx := context.Background()
-	c := newServer(t, serverOptions{})
+	c := newServer(t, testserver.Options{})
 	putGroup(t, c, "rg1")
 
 	path := client.VaultPath(sub, "rg1", "vault1")
@@ -300,7 +267,7 @@ func (g *gatedStore) open() {
 
 func TestWaitHonoursRetryAfterAndDeadline(t *testing.T) {
 	var gate *gatedStore
-	c := newServer(t, serverOptions{retryAfter: time.Second, wrapStore: func(s store.Store) store.Store {
+	c := newServer(t, testserver.Options{RetryAfter: time.Second, WrapStore: func(s store.Store) store.Store {
 		gate = newGatedStore(s)
 		return gate
 	}})
@@ -351,7 +318,7 @@ func TestWaitHonoursRetryAfterAndDeadline(t *testing.T) {
 
 func TestWaitFailedOperation(t *testing.T) {
 	var gate *gatedStore
-	c := newServer(t, serverOptions{wrapStore: func(s store.Store) store.Store {
+	c := newServer(t, testserver.Options{WrapStore: func(s store.Store) store.Store {
 		gate = newGatedStore(s)
 		return gate
 	}})
@@ -386,7 +353,7 @@ func TestWaitFailedOperation(t *testing.T) {
 
 func TestWaitLocation(t *testing.T) {
 	ctx := context.Background()
-	c := newServer(t, serverOptions{})
+	c := newServer(t, testserver.Options{})
 	putGroup(t, c, "rg1")
 	resp, err := c.Put(ctx, client.VaultPath(sub, "rg1", "vault1"), client.APIVersionDataProtection, vaultBody())
 	if err != nil {
