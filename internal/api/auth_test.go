@@ -153,7 +153,7 @@ func TestBuiltinIssuerClientCredentials(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	sp, _, err := e.svc.PutServicePrincipal(ctx, "ci", strings.Repeat("x", 48))
+	sp, _, err := e.svc.PutServicePrincipal(ctx, "ci", strings.Repeat("x", 48), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,9 @@ func (s *Server) putServicePrincipal(w http.ResponseWriter, r *http.Request, p a
 		return arm.Errorf(http.StatusBadRequest, "MissingProperty",
 			"The service principal needs properties.clientSecret: a random secret of at least %d characters that you keep (pgvault stores only its hash).", vault.MinSecretLength).WithTarget("properties.clientSecret")
 	}
-	sp, created, err := s.svc.PutServicePrincipal(r.Context(), p.Get("servicePrincipalName"), in.Properties.ClientSecret)
+	// If-None-Match: * creates only: a secret is never replaced by accident.
+	createOnly := r.Header.Get("If-None-Match") == "*"
+	sp, created, err := s.svc.PutServicePrincipal(r.Context(), p.Get("servicePrincipalName"), in.Properties.ClientSecret, createOnly)
 	if err != nil {
 		return err
 	}

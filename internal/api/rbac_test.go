@@ -68,7 +68,7 @@ func TestBuiltinRoles(t *testing.T) {
 		}
 		t.Run(role.Name, func(t *testing.T) {
 			slug := strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(role.Name))
-			sp, _, err := e.svc.PutServicePrincipal(ctx, "sp-"+slug, strings.Repeat("k", 48))
+			sp, _, err := e.svc.PutServicePrincipal(ctx, "sp-"+slug, strings.Repeat("k", 48), true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -58,8 +58,12 @@ type Server struct {
 	router     *arm.Router
 }
 
-// New returns a Server.
+// New returns a Server. It panics without a Service or an Auth: a server
+// that would fail every request is a programming error.
 func New(cfg Config) *Server {
+	if cfg.Service == nil || cfg.Auth == nil {
+		panic("api: Config.Service and Config.Auth are required")
+	}
 	s := &Server{
 		svc:        cfg.Service,
 		auth:       cfg.Auth,

@@ -271,7 +271,7 @@ func (s *Server) AdminClient() *client.Client { return s.Client(s.Admin) }
 func (s *Server) NewPrincipal(t testing.TB, name string) Principal {
 	t.Helper()
 	secret := s.newSecret()
-	sp, _, err := s.Service.PutServicePrincipal(context.Background(), name, secret)
+	sp, _, err := s.Service.PutServicePrincipal(context.Background(), name, secret, true)
 	if err != nil {
 		t.Fatalf("testserver: creating service principal %s: %v", name, err)
 	}

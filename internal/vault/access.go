@@ -78,8 +78,8 @@ func hashSecret(salt, secret string) string {
 }
 
 // PutServicePrincipal creates a service principal, or sets a new secret for
-// an existing one (keeping its object and client IDs).
-func (s *Service) PutServicePrincipal(ctx context.Context, name, secret string) (sp *ServicePrincipal, created bool, err error) {
+// an existing one (keeping its object and client IDs) unless createOnly.
+func (s *Service) PutServicePrincipal(ctx context.Context, name, secret string, createOnly bool) (sp *ServicePrincipal, created bool, err error) {
 	if e := validateSimpleName(name, "servicePrincipalName"); e != nil {
 		return nil, false, e
 	}
@@ -93,6 +93,10 @@ func (s *Service) PutServicePrincipal(ctx context.Context, name, secret string) 
 		Properties: ServicePrincipalProperties{ObjectID: newUUID(), ClientID: newUUID(), TenantID: s.tenantID, CreatedAt: now}}}
 	opts := store.PutOptions{IfNoneMatch: true}
 	if old, err := s.store.ResourceGet(ctx, id); err == nil {
+		if createOnly {
+			return nil, false, newError(KindPreconditionFailed, "ServicePrincipalAlreadyExists", "servicePrincipalName",
+				"The service principal '%s' already exists; its secret was not changed.", name)
+		}
 		var prev spRecord
 		if err := json.Unmarshal(old.Body, &prev); err != nil {
 			return nil, false, fmt.Errorf("while decoding service principal %q: %w", name, err)
@@ -116,6 +120,10 @@ func (s *Service) PutServicePrincipal(ctx context.Context, name, secret string) 
 		Refs:    []string{principalRef(rec.Properties.ObjectID), clientRef(rec.Properties.ClientID)},
 		Created: rec.Properties.CreatedAt, Updated: now,
 	}, opts)
+	if errors.Is(err, store.ErrAlreadyExists) && createOnly {
+		return nil, false, newError(KindPreconditionFailed, "ServicePrincipalAlreadyExists", "servicePrincipalName",
+			"The service principal '%s' already exists; its secret was not changed.", name)
+	}
 	if errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrPreconditionFailed) {
 		return nil, false, &Error{Kind: KindPreconditionFailed, Code: "ConcurrentUpdate", Message: "The service principal was changed by another request at the same time; retry.", Err: err}
 	}
@@ -238,7 +246,7 @@ func (s *Service) Admin(ctx context.Context) (*ServicePrincipal, error) {
 // SetUpAdmin creates (or gives a new secret to) the administrator principal
 // and assigns it the Owner role at the root scope.
 func (s *Service) SetUpAdmin(ctx context.Context, secret string) (*ServicePrincipal, error) {
-	sp, _, err := s.PutServicePrincipal(ctx, AdminName, secret)
+	sp, _, err := s.PutServicePrincipal(ctx, AdminName, secret, false)
 	if err != nil {
 		return nil, err
 	}
