@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/auth"
+	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/tlscert"
 	"github.com/pgvault/pgvault/internal/vault"
@@ -40,6 +41,9 @@ type serveConfig struct {
 	OIDCIssuers []string
 	// Audiences are the accepted token audiences.
 	Audiences []string
+	// SecretsKeyFile holds the key that encrypts database passwords
+	// (default: keys/secrets.key in the data directory).
+	SecretsKeyFile string
 }
 
 // defaultAudiences are the audiences Azure Resource Manager tokens carry.
@@ -63,17 +67,18 @@ func defaultDataDir(getenv func(string) string) string {
 
 func newServeCmd(e *env) *cobra.Command {
 	cfg := serveConfig{
-		Listen:        envOr(e.getenv, "PGVAULT_LISTEN", defaultListen),
-		DataDir:       envOr(e.getenv, "PGVAULT_DATA_DIR", defaultDataDir(e.getenv)),
-		LogLevel:      envOr(e.getenv, "PGVAULT_LOG_LEVEL", "info"),
-		LogFormat:     envOr(e.getenv, "PGVAULT_LOG_FORMAT", "text"),
-		PublicURL:     e.getenv("PGVAULT_PUBLIC_URL"),
-		TLSCert:       e.getenv("PGVAULT_TLS_CERT"),
-		TLSKey:        e.getenv("PGVAULT_TLS_KEY"),
-		TLSSelfSigned: e.getenv("PGVAULT_TLS_SELF_SIGNED") == "true",
-		InsecureHTTP:  e.getenv("PGVAULT_INSECURE_HTTP") == "true",
-		OIDCIssuers:   splitList(e.getenv("PGVAULT_OIDC_ISSUERS")),
-		Audiences:     splitList(e.getenv("PGVAULT_AUDIENCES")),
+		Listen:         envOr(e.getenv, "PGVAULT_LISTEN", defaultListen),
+		DataDir:        envOr(e.getenv, "PGVAULT_DATA_DIR", defaultDataDir(e.getenv)),
+		LogLevel:       envOr(e.getenv, "PGVAULT_LOG_LEVEL", "info"),
+		LogFormat:      envOr(e.getenv, "PGVAULT_LOG_FORMAT", "text"),
+		PublicURL:      e.getenv("PGVAULT_PUBLIC_URL"),
+		TLSCert:        e.getenv("PGVAULT_TLS_CERT"),
+		TLSKey:         e.getenv("PGVAULT_TLS_KEY"),
+		TLSSelfSigned:  e.getenv("PGVAULT_TLS_SELF_SIGNED") == "true",
+		InsecureHTTP:   e.getenv("PGVAULT_INSECURE_HTTP") == "true",
+		OIDCIssuers:    splitList(e.getenv("PGVAULT_OIDC_ISSUERS")),
+		Audiences:      splitList(e.getenv("PGVAULT_AUDIENCES")),
+		SecretsKeyFile: e.getenv("PGVAULT_SECRETS_KEY_FILE"),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -113,8 +118,21 @@ PGVAULT_INSECURE_HTTP=true, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
 	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", cfg.TLSSelfSigned, "serve TLS with a self-signed certificate kept in the data directory")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", cfg.InsecureHTTP, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	f.StringSliceVar(&cfg.OIDCIssuers, "oidc-issuer", cfg.OIDCIssuers, "external OIDC issuer URL whose tokens are accepted (repeatable)")
+	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile, "file with the key that encrypts database passwords, created if missing (default: keys/secrets.key in the data directory)")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
 	return cmd
+}
+
+// openSecrets loads (or creates) the key that encrypts database passwords.
+func openSecrets(keyFile, dataDir string) (*secretbox.Box, error) {
+	if keyFile == "" {
+		keyFile = filepath.Join(dataDir, "keys", "secrets.key")
+	}
+	key, err := secretbox.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("while loading the secrets key: %w", err)
+	}
+	return secretbox.New(key)
 }
 
 func splitList(s string) []string {
@@ -185,7 +203,11 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 		return fmt.Errorf("while opening the metadata store: %w", err)
 	}
 	defer st.Close()
-	svc, err := vault.New(ctx, vault.Config{Store: st, Logger: log})
+	box, err := openSecrets(cfg.SecretsKeyFile, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	svc, err := vault.New(ctx, vault.Config{Store: st, Logger: log, Secrets: box})
 	if err != nil {
 		return err
 	}

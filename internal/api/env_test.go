@@ -25,6 +25,7 @@ import (
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/api/apitest"
 	"github.com/pgvault/pgvault/internal/auth"
+	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/vault"
@@ -87,7 +88,15 @@ func (e *testEnv) start() {
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
-	svc, err := vault.New(ctx, vault.Config{Store: st})
+	key, err := secretbox.LoadOrCreateKey(filepath.Join(e.dir, "keys", "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := vault.New(ctx, vault.Config{Store: st, Secrets: box})
 	if err != nil {
 		t.Fatalf("creating service: %v", err)
 	}

@@ -336,12 +336,17 @@ func (s *Server) operationResult(w http.ResponseWriter, r *http.Request, p arm.P
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(result)
 	default:
-		var e arm.Error
-		_ = json.Unmarshal(op.Error, &e)
-		e.Status = http.StatusBadRequest
-		return &e
+		return operationError(op)
 	}
 	return nil
+}
+
+// operationError is the error a failed operation's result URL answers with.
+func operationError(op *store.Operation) *arm.Error {
+	var e arm.Error
+	_ = json.Unmarshal(op.Error, &e)
+	e.Status = http.StatusBadRequest
+	return &e
 }
 
 func (s *Server) vaultOperationResult(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -356,8 +361,5 @@ func (s *Server) vaultOperationResult(w http.ResponseWriter, r *http.Request, p 
 	case store.OperationSucceeded:
 		return s.getVault(w, r, p)
 	}
-	var e arm.Error
-	_ = json.Unmarshal(op.Error, &e)
-	e.Status = http.StatusBadRequest
-	return &e
+	return operationError(op)
 }

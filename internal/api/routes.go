@@ -12,6 +12,9 @@ const (
 	pRG    = pSub + "/resourceGroups/{resourceGroupName}"
 	pDP    = "/providers/Microsoft.DataProtection"
 	pVault = pRG + pDP + "/backupVaults/{vaultName}"
+	pBI    = pVault + "/backupInstances/{backupInstanceName}"
+	pPG    = "/providers/Microsoft.DBforPostgreSQL"
+	pSrv   = pRG + pPG + "/flexibleServers/{serverName}"
 )
 
 // routes lists every operation pgvault serves, with its provider (which
@@ -22,6 +25,8 @@ func (s *Server) routes() []*arm.Route {
 		dp    = arm.ProviderDataProtection
 		authz = arm.ProviderAuthorization
 		ident = arm.ProviderIdentity
+		pgsql = arm.ProviderPostgreSQL
+		biAct = "Microsoft.DataProtection/backupVaults/backupInstances/"
 		pRA   = "{*scope}/providers/Microsoft.Authorization/roleAssignments"
 		pRD   = "{*scope}/providers/Microsoft.Authorization/roleDefinitions"
 		pSP   = "/providers/Pgvault.Identity/servicePrincipals"
@@ -49,6 +54,26 @@ func (s *Server) routes() []*arm.Route {
 		{Method: http.MethodPut, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/write", Handle: s.putPolicy},
 		{Method: http.MethodGet, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/read", Handle: s.getPolicy},
 		{Method: http.MethodDelete, Pattern: pVault + "/backupPolicies/{backupPolicyName}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupPolicies/delete", Handle: s.deletePolicy},
+
+		// Backup instances.
+		{Method: http.MethodPost, Pattern: pVault + "/validateForBackup", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/validateForBackup/action", Handle: s.validateForBackup},
+		{Method: http.MethodGet, Pattern: pVault + "/backupInstances", Provider: dp, Action: biAct + "read", Handle: s.listBackupInstances},
+		{Method: http.MethodPut, Pattern: pBI, Provider: dp, Action: biAct + "write", Handle: s.putBackupInstance},
+		{Method: http.MethodGet, Pattern: pBI, Provider: dp, Action: biAct + "read", Handle: s.getBackupInstance},
+		{Method: http.MethodDelete, Pattern: pBI, Provider: dp, Action: biAct + "delete", Handle: s.deleteBackupInstance},
+		{Method: http.MethodPost, Pattern: pBI + "/stopProtection", Provider: dp, Action: biAct + "stopProtection/action", Handle: s.protectionAction("stopProtection")},
+		{Method: http.MethodPost, Pattern: pBI + "/suspendBackups", Provider: dp, Action: biAct + "suspendBackups/action", Handle: s.protectionAction("suspendBackups")},
+		{Method: http.MethodPost, Pattern: pBI + "/resumeProtection", Provider: dp, Action: biAct + "resumeProtection/action", Handle: s.protectionAction("resumeProtection")},
+		{Method: http.MethodPost, Pattern: pBI + "/resumeBackups", Provider: dp, Action: biAct + "resumeBackups/action", Handle: s.protectionAction("resumeBackups")},
+		{Method: http.MethodGet, Pattern: pBI + "/operationResults/{operationId}", Provider: dp, Action: biAct + "operationResults/read", Handle: s.backupInstanceOperationResult, Scope: s.operationScope},
+
+		// Microsoft.DBforPostgreSQL: servers pgvault protects, long-term retention.
+		{Method: http.MethodGet, Pattern: pSub + pPG + "/flexibleServers", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/read", Handle: s.listServers},
+		{Method: http.MethodGet, Pattern: pRG + pPG + "/flexibleServers", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/read", Handle: s.listServers},
+		{Method: http.MethodPut, Pattern: pSrv, Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/write", Handle: s.putServer},
+		{Method: http.MethodGet, Pattern: pSrv, Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/read", Handle: s.getServer},
+		{Method: http.MethodDelete, Pattern: pSrv, Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/delete", Handle: s.deleteServer},
+		{Method: http.MethodPost, Pattern: pSrv + "/ltrPreBackup", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/ltrPreBackup/action", Handle: s.ltrPreBackup},
 
 		// Long-running operations, authorised on the resource they act on.
 		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},

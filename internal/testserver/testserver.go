@@ -30,6 +30,7 @@ import (
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/client"
+	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/vault"
@@ -111,7 +112,15 @@ func Start(t testing.TB, o Options) *Server {
 	if o.WrapStore != nil {
 		vs = o.WrapStore(st)
 	}
-	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log})
+	key, err := secretbox.LoadOrCreateKey(filepath.Join(s.DataDir, "keys", "secrets.key"))
+	if err != nil {
+		t.Fatalf("testserver: creating the secrets key: %v", err)
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box})
 	if err != nil {
 		_ = st.Close()
 		t.Fatalf("testserver: creating the vault service: %v", err)

@@ -78,7 +78,7 @@ func (s *Service) ListResourceGroups(ctx context.Context, sub, after string, pag
 
 // groupBlockingTypes are the resources that keep a group from being deleted.
 // Role assignments at the group's scope are not among them: they go with it.
-var groupBlockingTypes = []string{TypeVault}
+var groupBlockingTypes = []string{TypeVault, TypeServer}
 
 // DeleteResourceGroup deletes an empty resource group. Unlike Azure, pgvault
 // refuses to delete a group that still holds resources, so that deleting a

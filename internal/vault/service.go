@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store"
 )
 
@@ -32,11 +33,15 @@ type Config struct {
 	// TenantID is the tenant of vault identities; default: a tenant ID
 	// generated once per installation and kept in the store.
 	TenantID string
+	// Secrets encrypts the database passwords of registered servers; its key
+	// lives outside the store. Required to register servers.
+	Secrets *secretbox.Box
 }
 
 // Service implements the control-plane operations.
 type Service struct {
 	store    store.Store
+	secrets  *secretbox.Box
 	log      *slog.Logger
 	now      func() time.Time
 	tenantID string
@@ -57,9 +62,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, errors.New("vault: Config.Store is required")
 	}
 	s := &Service{
-		store: cfg.Store,
-		log:   cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
-		now:   cfg.Now,
+		store:   cfg.Store,
+		secrets: cfg.Secrets,
+		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		now:     cfg.Now,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -70,7 +76,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.tenantID = cmp.Or(cfg.TenantID, tenant)
 	s.runners = map[string]func(context.Context, *store.Operation) (any, error){
-		opVaultProvision: s.runVaultProvision,
+		opVaultProvision:    s.runVaultProvision,
+		opValidateForBackup: s.runValidateForBackup,
+		opConfigure:         s.runConfigure,
+		opDeleteInstance:    s.runDeleteInstance,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
