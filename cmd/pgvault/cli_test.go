@@ -35,6 +35,8 @@ type cli struct {
 	t   *testing.T
 	ts  *testserver.Server
 	env map[string]string
+	// transcript, when not nil, collects the result of every run.
+	transcript *[]result
 }
 
 // newCLI starts a server and returns a CLI with the administrator's
@@ -87,7 +89,11 @@ func (c *cli) runIn(stdin string, args ...string) result {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	err := run(context.Background(), args, func(k string) string { return c.env[k] }, strings.NewReader(stdin), &out, &errb)
-	return result{stdout: out.String(), stderr: errb.String(), err: err}
+	r := result{stdout: out.String(), stderr: errb.String(), err: err}
+	if c.transcript != nil {
+		*c.transcript = append(*c.transcript, r)
+	}
+	return r
 }
 
 func (c *cli) run(args ...string) result {

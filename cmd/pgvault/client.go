@@ -49,7 +49,7 @@ type clientCmd struct {
 }
 
 // addClientCommands adds the global client flags and the client commands
-// (group, vault, policy, principal, role, token, admin) to root.
+// (group, vault, policy, server, instance, principal, role, token, admin) to root.
 func addClientCommands(root *cobra.Command, e *env) {
 	c := &clientCmd{e: e}
 	pf := root.PersistentFlags()
@@ -63,7 +63,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 			defaultDataDir(e.getenv)+"); PGVAULT_TOKEN, a bearer token, wins over it")
 	pf.StringVar(&c.caCert, "ca-cert", e.getenv("PGVAULT_CA_CERT"),
 		"PEM CA certificate to trust for an https server (env PGVAULT_CA_CERT; default: tls/cert.pem in the data directory, if it exists)")
-	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd(), c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd())
+	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd(), c.serverCmd(), c.instanceCmd(), c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd())
 }
 
 // checkOutput checks and normalises --output.
@@ -93,7 +93,9 @@ func (c *clientCmd) runE(fn func(ctx context.Context, cl *client.Client, args []
 	}
 }
 
-// detailedError is a server error printed with its details, one per line.
+// detailedError is a server error printed with its details, one per line:
+// the errors in its details, and what Azure Backup's UserFacingError adds
+// (the recommended actions, the inner error's code and detailed message).
 type detailedError struct{ *client.APIError }
 
 func (d detailedError) Error() string {
@@ -103,15 +105,32 @@ func (d detailedError) Error() string {
 		b.WriteString("\n  - ")
 		b.WriteString(x.Error())
 	}
+	for _, u := range d.UserFacingErrors() {
+		if u.Code != "" && (u.Code != d.Code || u.Message != d.Message) {
+			fmt.Fprintf(&b, "\n  - %s: %s", u.Code, u.Message)
+		}
+		for _, a := range u.RecommendedAction {
+			b.WriteString("\n  recommended action: " + a)
+		}
+		if ie := u.InnerError; ie != nil {
+			if ie.Code != "" && ie.Code != d.Code {
+				b.WriteString("\n  cause: " + ie.Code)
+			}
+			if m := ie.DetailedMessage(); m != "" {
+				b.WriteString("\n  detail: " + m)
+			}
+		}
+	}
 	return b.String()
 }
 
 func (d detailedError) Unwrap() error { return d.APIError }
 
-// withDetails makes a server error with details print them.
+// withDetails makes a server error with details or a UserFacingError print
+// them. Errors that wrap a server error keep their own text.
 func withDetails(err error) error {
 	var ae *client.APIError
-	if errors.As(err, &ae) && len(ae.Details) > 0 {
+	if errors.As(err, &ae) && (len(ae.Details) > 0 || len(ae.UserFacingErrors()) > 0) {
 		if err == error(ae) {
 			return detailedError{ae}
 		}

@@ -30,6 +30,9 @@ const (
 	// APIVersionIdentity is the api-version of pgvault's own
 	// Pgvault.Identity provider (service principals).
 	APIVersionIdentity = "2026-11-01"
+	// APIVersionPostgreSQL is the Microsoft.DBforPostgreSQL api-version
+	// (flexible servers and their long-term retention actions).
+	APIVersionPostgreSQL = "2024-08-01"
 )
 
 // maxResponseBytes bounds the body of a response the client reads.
@@ -297,6 +300,40 @@ func PoliciesPath(sub, rg, vault string) string {
 // PolicyPath is the path of a backup policy.
 func PolicyPath(sub, rg, vault, policy string) string {
 	return PoliciesPath(sub, rg, vault) + "/" + url.PathEscape(policy)
+}
+
+// BackupInstancesPath is the path of a vault's backup instances.
+func BackupInstancesPath(sub, rg, vault string) string {
+	return VaultPath(sub, rg, vault) + "/backupInstances"
+}
+
+// BackupInstancePath is the path of a backup instance.
+func BackupInstancePath(sub, rg, vault, instance string) string {
+	return BackupInstancesPath(sub, rg, vault) + "/" + url.PathEscape(instance)
+}
+
+// ValidateForBackupPath is the path of a vault's validateForBackup action.
+func ValidateForBackupPath(sub, rg, vault string) string {
+	return VaultPath(sub, rg, vault) + "/validateForBackup"
+}
+
+// ServersPath is the path of the PostgreSQL flexible servers of a resource
+// group, or of a subscription when rg is empty.
+func ServersPath(sub, rg string) string {
+	if rg == "" {
+		return "/subscriptions/" + url.PathEscape(sub) + "/providers/Microsoft.DBforPostgreSQL/flexibleServers"
+	}
+	return ResourceGroupPath(sub, rg) + "/providers/Microsoft.DBforPostgreSQL/flexibleServers"
+}
+
+// ServerPath is the path of a PostgreSQL flexible server.
+func ServerPath(sub, rg, server string) string {
+	return ServersPath(sub, rg) + "/" + url.PathEscape(server)
+}
+
+// LtrPreBackupPath is the path of a flexible server's ltrPreBackup action.
+func LtrPreBackupPath(sub, rg, server string) string {
+	return ServerPath(sub, rg, server) + "/ltrPreBackup"
 }
 
 // ServicePrincipalsPath is the path of the service principals.

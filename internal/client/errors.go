@@ -23,6 +23,61 @@ type APIError struct {
 	Target string
 	// Details are further errors, e.g. every rule a policy breaks.
 	Details []*APIError
+	// AdditionalInfo is the error's typed extra information, e.g. Azure
+	// Backup's UserFacingError (see UserFacingErrors).
+	AdditionalInfo []AdditionalInfo
+}
+
+// AdditionalInfo is one entry of an ARM error's additionalInfo.
+type AdditionalInfo struct {
+	// Type names the kind of information, e.g. "UserFacingError".
+	Type string `json:"type"`
+	// Info is the information as the server sent it.
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// UserFacingError is Azure Backup's detailed error, which the service puts
+// in additionalInfo with the type "UserFacingError": what to do about the
+// error, and the inner error with its non-localised detail.
+type UserFacingError struct {
+	Code              string      `json:"code"`
+	Message           string      `json:"message"`
+	Target            string      `json:"target"`
+	RecommendedAction []string    `json:"recommendedAction"`
+	InnerError        *InnerError `json:"innerError"`
+	IsRetryable       bool        `json:"isRetryable"`
+	IsUserError       bool        `json:"isUserError"`
+}
+
+// InnerError is the inner error of a UserFacingError.
+type InnerError struct {
+	Code           string         `json:"code"`
+	AdditionalInfo map[string]any `json:"additionalInfo"`
+}
+
+// DetailedMessage returns the inner error's DetailedNonLocalisedMessage, or "".
+func (ie *InnerError) DetailedMessage() string {
+	if ie == nil {
+		return ""
+	}
+	s, _ := ie.AdditionalInfo["DetailedNonLocalisedMessage"].(string)
+	return s
+}
+
+// UserFacingErrors returns the UserFacingError entries of e's additionalInfo,
+// skipping any that do not decode.
+func (e *APIError) UserFacingErrors() []*UserFacingError {
+	var out []*UserFacingError
+	for _, ai := range e.AdditionalInfo {
+		if !strings.EqualFold(ai.Type, "UserFacingError") || len(ai.Info) == 0 {
+			continue
+		}
+		var u UserFacingError
+		if json.Unmarshal(ai.Info, &u) == nil {
+			out = append(out, &u)
+		}
+	}
+	return out
 }
 
 // Error returns "CODE: message (target: x)", without the target part when
@@ -44,14 +99,15 @@ func (e *APIError) Error() string {
 
 // wireError is the JSON shape of an ARM error.
 type wireError struct {
-	Code    string       `json:"code"`
-	Message string       `json:"message"`
-	Target  string       `json:"target"`
-	Details []*wireError `json:"details"`
+	Code           string           `json:"code"`
+	Message        string           `json:"message"`
+	Target         string           `json:"target"`
+	Details        []*wireError     `json:"details"`
+	AdditionalInfo []AdditionalInfo `json:"additionalInfo"`
 }
 
 func (w *wireError) toAPI(status int) *APIError {
-	e := &APIError{StatusCode: status, Code: w.Code, Message: w.Message, Target: w.Target}
+	e := &APIError{StatusCode: status, Code: w.Code, Message: w.Message, Target: w.Target, AdditionalInfo: w.AdditionalInfo}
 	for _, d := range w.Details {
 		if d != nil {
 			e.Details = append(e.Details, d.toAPI(status))
