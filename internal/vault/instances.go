@@ -68,7 +68,7 @@ type BackupInstance struct {
 // Datasource (and DatasourceSet) names the protected server.
 type Datasource struct {
 	ResourceID       string `json:"resourceID"`
-	ResourceURI      string `json:"resourceUri,omitempty"`
+	ResourceURI      string `json:"resourceUri"`
 	DatasourceType   string `json:"datasourceType,omitempty"`
 	ResourceName     string `json:"resourceName,omitempty"`
 	ResourceType     string `json:"resourceType,omitempty"`
@@ -79,7 +79,7 @@ type Datasource struct {
 // PolicyInfo names the instance's policy.
 type PolicyInfo struct {
 	PolicyID      string `json:"policyId"`
-	PolicyVersion string `json:"policyVersion,omitempty"`
+	PolicyVersion string `json:"policyVersion"`
 }
 
 // ProtectionStatus of an instance.
@@ -318,7 +318,7 @@ func (s *Service) validateProtection(ctx context.Context, vaultID, serverID stri
 // ConfiguringProtection until it succeeds. A server is protected by at most
 // one instance across all vaults.
 func (s *Service) PutBackupInstance(ctx context.Context, sub, rg, vaultName, name string, bi BackupInstance, tags map[string]string, by Principal) (*BackupInstanceResource, *store.Operation, error) {
-	if e := validateSimpleName(name, "backupInstanceName"); e != nil {
+	if e := validateInstanceName(name); e != nil {
 		return nil, nil, e
 	}
 	req, err := s.checkInstanceRequest(ctx, sub, rg, vaultName, bi, "properties")
@@ -601,4 +601,18 @@ func (s *Service) SetProtection(ctx context.Context, sub, rg, vaultName, name, a
 		bi.Properties.ProtectionStatus = &ProtectionStatus{Status: status}
 		return nil
 	})
+}
+
+// validateInstanceName allows 1 to 150 letters, digits, '-', '_' and '.':
+// room for the documented SERVERNAME-<guid> names of 63-character servers.
+func validateInstanceName(name string) *Error {
+	ok := len(name) >= 1 && len(name) <= 150
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = isASCIILetter(c) || c >= '0' && c <= '9' || strings.IndexByte("-_.", c) >= 0
+	}
+	if !ok {
+		return invalid("InvalidResourceName", "backupInstanceName", "The backup instance name '%s' is invalid: use 1 to 150 letters, digits, '-', '_' or '.'.", name)
+	}
+	return nil
 }

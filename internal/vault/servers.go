@@ -184,7 +184,7 @@ func (s *Service) PutServer(ctx context.Context, sub, rg, name string, in *Serve
 		}
 		if password == "" { // keep the stored password when none is given
 			if password, err = s.secrets.Open(oldRec.SealedPassword, oldRec.ID); err != nil {
-				return nil, false, fmt.Errorf("while decrypting the stored password of %s: %w", oldRec.ID, err)
+				return nil, false, unreadablePassword(oldRec.Name, err)
 			}
 		}
 	} else if password == "" {
@@ -318,11 +318,18 @@ func (s *Service) DeleteServer(ctx context.Context, sub, rg, name string) (bool,
 	return true, nil
 }
 
+// unreadablePassword is the error for a stored password the secrets key
+// cannot open: the key file was lost or replaced.
+func unreadablePassword(name string, err error) *Error {
+	return &Error{Kind: KindConflict, Code: "UserErrorServerCredentialsUnreadable", Target: "properties.administratorLoginPassword", Err: err,
+		Message: fmt.Sprintf("The stored password of server '%s' cannot be decrypted: pgvault's secrets key is not the one it was stored with. Register the server again with its password (PUT with administratorLoginPassword).", name)}
+}
+
 // conn returns how to reach a registered server.
 func (s *Service) conn(rec *serverRecord) (pg.Conn, error) {
 	password, err := s.secrets.Open(rec.SealedPassword, rec.ID)
 	if err != nil {
-		return pg.Conn{}, fmt.Errorf("while decrypting the password of %s: %w", rec.ID, err)
+		return pg.Conn{}, unreadablePassword(rec.Name, err)
 	}
 	ext := rec.Properties.Pgvault
 	if ext == nil {
