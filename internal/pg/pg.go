@@ -341,39 +341,11 @@ func walSenderError(info *ServerInfo, cause error) error {
 // identifySystem opens a replication connection (as BASE_BACKUP will) and runs
 // IDENTIFY_SYSTEM; it returns the system identifier.
 func identifySystem(ctx context.Context, c Conn, info *ServerInfo) (string, error) {
-	cfg, err := pgconn.ParseConfig(connString(c, true))
+	conn, err := replicationConnect(ctx, c, info)
 	if err != nil {
-		return "", fmt.Errorf("while parsing the replication connection settings for %s: %w", c, redact(err, c.Password))
+		return "", err
 	}
-	cfg.Password = c.Password
-	cfg.ConnectTimeout = connectTimeout
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			cause := redact(pgErr, c.Password)
-			switch pgErr.Code {
-			case "28000", "28P01": // invalid_authorization_specification (pg_hba), invalid_password
-				return "", &CheckError{Code: CodeReplicationConnectionRejected, Err: cause, Message: fmt.Sprintf(
-					"The server refused a replication connection for role %s: %s. Add a line such as "+
-						"\"host replication %s <pgvault's address>/32 scram-sha-256\" to pg_hba.conf above any line that rejects it, "+
-						"then reload the configuration (SELECT pg_reload_conf();).",
-					quoteIdent(c.User), redactString(pgErr.Message, c.Password), hbaRole(c.User))}
-			case "42501": // insufficient_privilege: "must be superuser or replication role to start walsender"
-				return "", &CheckError{Code: CodeInsufficientReplicationPrivilege, Err: cause, Message: fmt.Sprintf(
-					"Role %s may not open replication connections: %s. Grant it as a superuser with: ALTER ROLE %s REPLICATION;",
-					quoteIdent(c.User), redactString(pgErr.Message, c.Password), quoteIdent(c.User))}
-			case "53300": // too_many_connections: "number of requested standby connections exceeds max_wal_senders"
-				return "", walSenderError(info, cause)
-			}
-		}
-		return "", connectError(ctx, c, "opening a replication connection", err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
+	defer closeReplication(conn)
 	res, err := conn.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
 	if err != nil {
 		return "", queryError(ctx, c, "running IDENTIFY_SYSTEM on a replication connection", err)
@@ -382,6 +354,57 @@ func identifySystem(ctx context.Context, c Conn, info *ServerInfo) (string, erro
 		return "", fmt.Errorf("while running IDENTIFY_SYSTEM on %s: unexpected result shape", c)
 	}
 	return string(res[0].Rows[0][0]), nil
+}
+
+// replicationConnect opens a physical replication connection and classifies failures as
+// *CheckError: ReplicationConnectionRejected, InsufficientReplicationPrivilege,
+// NoFreeWalSender, else those of connectError. info is what CheckBackup learnt on a
+// normal connection, nil when replicationConnect is the first contact (BaseBackup): then
+// the WAL sender count is unknown, and a wrong password (which a normal login would have
+// caught first) is ServerAuthenticationFailed rather than a pg_hba.conf matter.
+func replicationConnect(ctx context.Context, c Conn, info *ServerInfo) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(connString(c, true))
+	if err != nil {
+		return nil, fmt.Errorf("while parsing the replication connection settings for %s: %w", c, redact(err, c.Password))
+	}
+	cfg.Password = c.Password
+	cfg.ConnectTimeout = connectTimeout
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && !(info == nil && pgErr.Code == "28P01") {
+			cause := redact(pgErr, c.Password)
+			switch pgErr.Code {
+			case "28000", "28P01": // invalid_authorization_specification (pg_hba), invalid_password
+				return nil, &CheckError{Code: CodeReplicationConnectionRejected, Err: cause, Message: fmt.Sprintf(
+					"The server refused a replication connection for role %s: %s. Add a line such as "+
+						"\"host replication %s <pgvault's address>/32 scram-sha-256\" to pg_hba.conf above any line that rejects it, "+
+						"then reload the configuration (SELECT pg_reload_conf();).",
+					quoteIdent(c.User), redactString(pgErr.Message, c.Password), hbaRole(c.User))}
+			case "42501": // insufficient_privilege: "must be superuser or replication role to start walsender"
+				return nil, &CheckError{Code: CodeInsufficientReplicationPrivilege, Err: cause, Message: fmt.Sprintf(
+					"Role %s may not open replication connections: %s. Grant it as a superuser with: ALTER ROLE %s REPLICATION;",
+					quoteIdent(c.User), redactString(pgErr.Message, c.Password), quoteIdent(c.User))}
+			case "53300": // too_many_connections: "number of requested standby connections exceeds max_wal_senders"
+				if info == nil {
+					return nil, &CheckError{Code: CodeNoFreeWalSender, Err: cause, Message: fmt.Sprintf(
+						"The server has no free WAL sender: %s. Raise max_wal_senders in postgresql.conf and restart the server, "+
+							"or end replication connections that are no longer needed (see pg_stat_replication).",
+						redactString(pgErr.Message, c.Password))}
+				}
+				return nil, walSenderError(info, cause)
+			}
+		}
+		return nil, connectError(ctx, c, "opening a replication connection", err)
+	}
+	return conn, nil
+}
+
+// closeReplication closes a replication connection, waiting at most a second.
+func closeReplication(conn *pgconn.PgConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }
 
 // hbaRole is how a role name appears in pg_hba.conf.

@@ -163,9 +163,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() { c.cleanup(t) })
+	c.startOnFreePort(t, opts.Settings)
+	return c
+}
 
-	// A port free now may be taken by another process before the server binds it: retry
-	// with another one.
+// startOnFreePort writes pgtest.conf (and its include) for a free port and starts the
+// server. A port free now may be taken by another process before the server binds it:
+// it retries with another one.
+func (c *Cluster) startOnFreePort(t testing.TB, settings map[string]string) {
+	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -173,7 +179,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 			t.Fatalf("pgtest: while looking for a free port: %v", err)
 		}
 		c.Port = port
-		if err := c.writeFile(filepath.Join(c.DataDir, "pgtest.conf"), c.settings(opts.Settings)); err != nil {
+		if err := c.writeFile(filepath.Join(c.DataDir, "pgtest.conf"), c.settings(settings)); err != nil {
 			t.Fatalf("pgtest: %v", err)
 		}
 		if attempt == 0 {
@@ -182,13 +188,135 @@ func Start(t testing.TB, opts Options) *Cluster {
 			}
 		}
 		if lastErr = c.start(); lastErr == nil {
-			return c
+			return
 		}
 		if !strings.Contains(c.logTail(), "could not bind") {
 			break
 		}
 	}
 	t.Fatalf("pgtest: %v", lastErr)
+}
+
+// TempDir returns a new empty temporary directory (removed when the test ends) that the
+// PostgreSQL servers of the tests can use: owned by the postgres OS user when the tests
+// run as root, in a directory it may traverse. Use it for what a server reads or writes
+// outside its data directory (a tablespace location) and for data directories restored
+// from a backup (StartExisting).
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Geteuid() != 0 {
+		return dir
+	}
+	uid, gid, err := postgresUser()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatalf("pgtest: while opening the temp dir to the postgres user: %v", err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatalf("pgtest: while giving the temp dir to the postgres user: %v", err)
+	}
+	return dir
+}
+
+// StartExisting starts a server of opts.Major (0: DefaultMajor) on an existing data
+// directory, typically one restored from a base backup (its tablespaces restored as its
+// tablespace_map or pg_tblspc links say), and registers its stop with t.Cleanup; the
+// files are left to whoever made them (use TempDir). When the tests run as root it first
+// gives the data directory and the tablespace directories to the postgres OS user; the
+// directories above them must be traversable by it (TempDir's are). It overwrites
+// pg_hba.conf (defaults plus opts.HBA, as Start) and pgtest.conf (a free port, a socket
+// directory of its own, the defaults plus opts.Settings) and makes postgresql.conf
+// include pgtest.conf. Recovery (from backup_label, with the WAL in pg_wal) runs as the
+// server starts; StartExisting returns when it accepts connections.
+//
+// The returned Cluster has an empty SuperPassword (the cluster's own is unknown here; set
+// it if the test knows it); Connect, Exec and QueryString use the unix socket, which
+// pg_hba.conf trusts.
+func StartExisting(t testing.TB, dataDir string, opts Options) *Cluster {
+	t.Helper()
+	major := opts.Major
+	if major == 0 {
+		major = DefaultMajor
+	}
+	binDir, err := findBinDir(major)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	dataDir, err = filepath.Abs(dataDir)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	asPostgres := os.Geteuid() == 0
+	if asPostgres {
+		if err := makeReadable(binDir); err != nil {
+			t.Fatalf("pgtest: while making the PostgreSQL %d binaries usable by the postgres user: %v", major, err)
+		}
+		if err := giveToPostgres(dataDir); err != nil {
+			t.Fatalf("pgtest: %v", err)
+		}
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		t.Fatalf("pgtest: while restricting the data directory: %v", err)
+	}
+	dir := TempDir(t) // log and socket
+	socketDir := dir
+	if len(socketDir)+len("/.s.PGSQL.65535.lock") > 100 {
+		uid, gid, _ := postgresUser()
+		socketDir = shortSocketDir(t, asPostgres, uid, gid)
+	}
+	c := &Cluster{
+		Host:       "127.0.0.1",
+		SuperUser:  "postgres",
+		DataDir:    dataDir,
+		SocketDir:  socketDir,
+		LogFile:    filepath.Join(dir, "server.log"),
+		Major:      major,
+		BinDir:     binDir,
+		asPostgres: asPostgres,
+	}
+	if err := c.writeFile(filepath.Join(c.DataDir, "pg_hba.conf"), hbaConf(opts.HBA)); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() { c.cleanup(t) })
+	c.startOnFreePort(t, opts.Settings)
+	return c
+}
+
+// giveToPostgres chowns a data directory and the tablespace directories it names (in
+// tablespace_map, or as pg_tblspc links) to the postgres OS user.
+func giveToPostgres(dataDir string) error {
+	uid, gid, err := postgresUser()
+	if err != nil {
+		return err
+	}
+	roots := []string{dataDir}
+	if b, err := os.ReadFile(filepath.Join(dataDir, "tablespace_map")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if _, loc, ok := strings.Cut(line, " "); ok && filepath.IsAbs(loc) {
+				roots = append(roots, loc)
+			}
+		}
+	}
+	links, _ := os.ReadDir(filepath.Join(dataDir, "pg_tblspc"))
+	for _, l := range links {
+		if target, err := os.Readlink(filepath.Join(dataDir, "pg_tblspc", l.Name())); err == nil && filepath.IsAbs(target) {
+			roots = append(roots, target)
+		}
+	}
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(path, uid, gid)
+		})
+		if err != nil && !(root != dataDir && errors.Is(err, fs.ErrNotExist)) {
+			return fmt.Errorf("while giving %s to the postgres user: %w", root, err)
+		}
+	}
 	return nil
 }
 
@@ -427,6 +555,13 @@ func (c *Cluster) writeFile(path, content string) error {
 // appendInclude makes postgresql.conf include pgtest.conf, so its settings win and stay
 // in force across Stop and Start.
 func (c *Cluster) appendInclude() error {
+	conf, err := os.ReadFile(filepath.Join(c.DataDir, "postgresql.conf"))
+	if err != nil {
+		return fmt.Errorf("while reading postgresql.conf: %w", err)
+	}
+	if bytes.Contains(conf, []byte("\ninclude 'pgtest.conf'\n")) {
+		return nil // a copy of a pgtest cluster
+	}
 	f, err := os.OpenFile(filepath.Join(c.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("while opening postgresql.conf: %w", err)

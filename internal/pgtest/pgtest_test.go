@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -161,4 +162,53 @@ func TestLongTempDirName(t *testing.T) {
 			t.Errorf("query = %q", got)
 		}
 	})
+}
+
+// TestStartExisting copies a stopped cluster (data directory and a tablespace, owned by
+// root after a plain copy) and starts the copy on a port of its own.
+func TestStartExisting(t *testing.T) {
+	t.Parallel()
+	src := pgtest.Start(t, pgtest.Options{})
+	tsDir := pgtest.TempDir(t)
+	src.Exec(t, "CREATE TABLESPACE extra LOCATION '"+tsDir+"'")
+	src.Exec(t, "CREATE TABLE t (x int) TABLESPACE extra; INSERT INTO t VALUES (1), (2), (3)")
+	oid := src.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'extra'")
+	src.Stop(t)
+
+	dst := pgtest.TempDir(t)
+	dataDir, tsCopy := filepath.Join(dst, "data"), filepath.Join(dst, "ts")
+	for _, cp := range [][2]string{{src.DataDir, dataDir}, {tsDir, tsCopy}} {
+		if out, err := exec.Command("cp", "-r", cp[0], cp[1]).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v\n%s", err, out)
+		}
+	}
+	link := filepath.Join(dataDir, "pg_tblspc", oid)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(tsCopy, link); err != nil {
+		t.Fatal(err)
+	}
+
+	c := pgtest.StartExisting(t, dataDir, pgtest.Options{Settings: map[string]string{"work_mem": "7MB"}})
+	if c.DataDir != dataDir || c.Major != pgtest.DefaultMajor || c.Port == src.Port {
+		t.Errorf("cluster %+v", c)
+	}
+	if got := c.QueryString(t, "SELECT count(*) FROM t"); got != "3" {
+		t.Errorf("count = %s, want 3", got)
+	}
+	if got := c.QueryString(t, "SELECT pg_tablespace_location("+oid+")"); got != tsCopy {
+		t.Errorf("tablespace at %q, want %q", got, tsCopy)
+	}
+	if got := c.QueryString(t, "SHOW work_mem"); got != "7MB" {
+		t.Errorf("work_mem = %s, want the option's 7MB", got)
+	}
+	conf, _ := os.ReadFile(filepath.Join(dataDir, "postgresql.conf"))
+	if n := strings.Count(string(conf), "include 'pgtest.conf'"); n != 1 {
+		t.Errorf("postgresql.conf includes pgtest.conf %d times", n)
+	}
+	c.Restart(t)
+	if got := c.QueryString(t, "SELECT count(*) FROM t"); got != "3" {
+		t.Errorf("after a restart: count = %s, want 3", got)
+	}
 }

@@ -1,0 +1,4 @@
+package pg
+
+// BaseBackupCommand is baseBackupCommand.
+var BaseBackupCommand = baseBackupCommand
