@@ -12,7 +12,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -21,10 +23,13 @@ import (
 var (
 	// ErrNotFound: the resource, operation or key does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrAlreadyExists: a create-only put met an existing resource.
+	// ErrAlreadyExists: a create-only put met an existing resource, or a new
+	// operation or job takes an ID or a key already in use.
 	ErrAlreadyExists = errors.New("already exists")
 	// ErrPreconditionFailed: the ETag given in PutOptions.IfMatch or
-	// DeleteOptions.IfMatch does not match the stored one.
+	// DeleteOptions.IfMatch does not match the stored one, or an operation or
+	// job is not in the state the call requires (already finished, not held
+	// by the caller).
 	ErrPreconditionFailed = errors.New("precondition failed")
 	// ErrParentNotFound: the resource names a parent that does not exist.
 	ErrParentNotFound = errors.New("parent not found")
@@ -143,6 +148,140 @@ type Operation struct {
 	EndTime time.Time
 }
 
+// Job statuses. A job is created Queued; JobClaim makes it Running; it ends
+// Succeeded, Failed or Canceled and never changes again. A Running job whose
+// lease expired goes back to Queued (or to Failed) when a worker next calls
+// JobClaim.
+const (
+	JobQueued    = "Queued"
+	JobRunning   = "Running"
+	JobSucceeded = "Succeeded"
+	JobFailed    = "Failed"
+	JobCanceled  = "Canceled"
+)
+
+// JobErrorWorkerLost is the code of the Error of a job that JobClaim failed
+// because the lease of its last worker expired and no attempt was left.
+const JobErrorWorkerLost = "WorkerLost"
+
+// Job is a unit of background work (a backup, a restore, ...) kept in the
+// store so that workers in one process or in several processes sharing the
+// store can take it, and so that it outlives a crash of its worker.
+//
+// A worker takes a job with JobClaim, which gives it a lease: until
+// LeaseExpires the job is the worker's alone. The worker renews the lease with
+// JobHeartbeat and ends the job with JobFinish; both fail with
+// ErrPreconditionFailed once the job is no longer the worker's, and the
+// worker must then stop working on it. A worker that cannot renew its lease
+// before LeaseExpires must stop too: from then on another worker may take the
+// job over.
+type Job struct {
+	// ID is chosen by the caller (a UUID), unique, and matched exactly.
+	ID string
+	// Kind names what the job does, e.g. "backup" or "restore"; workers claim
+	// jobs by kind.
+	Kind string
+	// Subscription the job belongs to; lists match it case-insensitively.
+	Subscription string
+	// ResourceID is the resource the job acts on (a backup instance ID); lists
+	// match it case-insensitively.
+	ResourceID string
+	// IdempotencyKey, when not empty, is unique over all jobs ever created,
+	// whatever their status (JobCreate returns ErrAlreadyExists), e.g.
+	// "scheduled:<instance>:<due time>". Keys are compared exactly: build them
+	// from case-folded IDs.
+	IdempotencyKey string
+	// ExclusiveKey, when not empty, is held by at most one Queued or Running
+	// job at a time (JobCreate returns ErrAlreadyExists), e.g.
+	// "backup:<instance>". A job frees its key when it ends. Keys are compared
+	// exactly: build them from case-folded IDs.
+	ExclusiveKey string
+	// Status is one of the Job* statuses.
+	Status string
+	// Input is what the job needs (JSON, kind-specific), set at creation.
+	Input []byte
+	// Progress is the last progress its worker reported (JSON); it is kept
+	// when a job is re-queued, so that a new attempt may resume from it.
+	Progress []byte
+	// Result is the JSON result of a job that ended.
+	Result []byte
+	// Error is the JSON error of a job that failed.
+	Error []byte
+	// Attempt counts the claims of the job: 0 until it is first claimed.
+	Attempt int
+	// MaxAttempts caps the claims: a job whose lease expired is re-queued
+	// while Attempt < MaxAttempts, and failed otherwise. 0 means 1.
+	MaxAttempts int
+	// LeaseOwner is the worker that claimed the job last ("" while the job
+	// is Queued) and LeaseExpires the end of its lease. Both stay set once
+	// the job ended, as a record of its last worker.
+	LeaseOwner   string
+	LeaseExpires time.Time
+	// Created is set by the caller and orders claims and lists. Started is
+	// set by the first claim. Ended is set when the job ends and zero until
+	// then.
+	Created time.Time
+	Started time.Time
+	Ended   time.Time
+}
+
+// JobListParams selects jobs for JobList. Results are ordered newest first:
+// by Created descending, and among jobs created at the same instant by ID
+// descending.
+type JobListParams struct {
+	// Subscription, when not empty, restricts to one subscription
+	// (case-insensitively).
+	Subscription string
+	// ResourceID, when not empty, restricts to the jobs acting on one
+	// resource (case-insensitively).
+	ResourceID string
+	// Kind, when not empty, restricts to one kind (exactly).
+	Kind string
+	// Statuses, when not empty, restricts to jobs in one of these statuses.
+	Statuses []string
+	// After, when not empty, is the ID of a job, typically the last of the
+	// previous page: only jobs that sort after it are returned (keyset
+	// paging on Created and ID). It need not match the other filters.
+	// JobList returns ErrNotFound when no job has this ID.
+	After string
+	// Limit caps the number of results; 0 means no limit.
+	Limit int
+}
+
+// JobClaimParams are the arguments of JobClaim.
+type JobClaimParams struct {
+	// Owner names the claiming worker; JobHeartbeat and JobFinish must give
+	// the same. It should be unique to each claim (a worker ID plus a fresh
+	// suffix): a worker that claims again, under the same Owner, a job whose
+	// lease it lost cannot tell its old claim from the new one.
+	Owner string
+	// Kinds restricts the claim to jobs of these kinds; empty means any kind.
+	Kinds []string
+	// Lease is how long the job is the Owner's without a heartbeat (> 0).
+	Lease time.Duration
+	// Now is the current time, by which leases expire. Required.
+	Now time.Time
+}
+
+// WorkerLostError returns the Error that JobClaim stores on a job it fails
+// because the lease of its last worker expired and no attempt was left:
+// {"code":"WorkerLost","message":"..."}. Drivers use it so that they all
+// write the same document.
+func WorkerLostError(j *Job) []byte {
+	b, err := json.Marshal(struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{
+		Code: JobErrorWorkerLost,
+		Message: fmt.Sprintf("The worker %q running the job stopped renewing its lease, which expired at %s, on attempt %d of %d.",
+			j.LeaseOwner, j.LeaseExpires.UTC().Format(time.RFC3339Nano), j.Attempt, max(j.MaxAttempts, 1)),
+	})
+	if err != nil {
+		panic(err) // strings always encode
+	}
+	return b
+}
+
 // Store is the metadata seam. All methods are safe for concurrent use and
 // honour ctx. Implementations must pass storetest.Run.
 type Store interface {
@@ -168,6 +307,49 @@ type Store interface {
 	OperationFinish(ctx context.Context, op *Operation) error
 	// OperationListInProgress returns the operations still InProgress, oldest first.
 	OperationListInProgress(ctx context.Context) ([]*Operation, error)
+
+	// JobCreate stores a new job. j.Status must be JobQueued, with Attempt 0,
+	// no LeaseOwner and zero LeaseExpires, Started and Ended (an error
+	// otherwise), and j.MaxAttempts must not be negative. It returns
+	// ErrAlreadyExists, and stores nothing, when the ID is taken, when another
+	// job ever had the IdempotencyKey, or when a Queued or Running job holds
+	// the ExclusiveKey; all checks and the insert happen atomically.
+	JobCreate(ctx context.Context, j *Job) error
+	// JobGet returns a job by ID (exact match) or ErrNotFound.
+	JobGet(ctx context.Context, id string) (*Job, error)
+	// JobList returns the jobs selected by p, newest first.
+	JobList(ctx context.Context, p JobListParams) ([]*Job, error)
+	// JobClaim takes a job for p.Owner. Atomically, it first deals with every
+	// Running job (of any kind) whose lease expired, that is whose
+	// LeaseExpires is not after p.Now: such a job goes back to Queued, its
+	// lease cleared, while Attempt < MaxAttempts (0 meaning 1), and is
+	// otherwise Failed with Error set to WorkerLostError and Ended to p.Now.
+	// It then takes the oldest Queued job (by Created, then ID) of one of
+	// p.Kinds: the job becomes Running, Attempt grows by one, LeaseOwner is
+	// p.Owner, LeaseExpires p.Now+p.Lease, and Started p.Now if this is the
+	// first claim. It returns the claimed job, or ErrNotFound when no job
+	// could be claimed (expired leases are dealt with all the same).
+	// Expired leases are acted on only here: until some worker calls
+	// JobClaim, a job whose lease expired stays Running under its owner.
+	JobClaim(ctx context.Context, p JobClaimParams) (*Job, error)
+	// JobHeartbeat sets the LeaseExpires of a job Running under owner, and
+	// its Progress unless progress is nil. It returns ErrNotFound for an
+	// unknown ID and ErrPreconditionFailed when the job is not Running under
+	// owner: its lease was lost, and the worker must stop. A lease that
+	// expired but that no claim acted on yet can still be renewed.
+	JobHeartbeat(ctx context.Context, id, owner string, leaseExpires time.Time, progress []byte) error
+	// JobFinish ends a job Running under owner with status (JobSucceeded,
+	// JobFailed or JobCanceled; an error otherwise), result, errJSON and
+	// ended, and frees its ExclusiveKey. Progress and the lease fields are
+	// kept. It returns ErrNotFound for an unknown ID and
+	// ErrPreconditionFailed when the job is not Running under owner, so a job
+	// is finished at most once and only by the worker that holds it.
+	JobFinish(ctx context.Context, id, owner, status string, result, errJSON []byte, ended time.Time) error
+	// JobCancel ends a Queued job as Canceled at ended and frees its
+	// ExclusiveKey. It returns ErrNotFound for an unknown ID and
+	// ErrPreconditionFailed when the job is not Queued (a Running job is
+	// its worker's to end).
+	JobCancel(ctx context.Context, id string, ended time.Time) error
 
 	// MetaGet returns the value of an installation-wide setting or ErrNotFound.
 	MetaGet(ctx context.Context, key string) (string, error)

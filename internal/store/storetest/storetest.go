@@ -51,6 +51,22 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentOperationFinish", testConcurrentOperationFinish},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentIfMatch", testConcurrentIfMatch},
+		{"JobCreateGet", testJobCreateGet},
+		{"JobList", testJobList},
+		{"JobListPaging", testJobListPaging},
+		{"JobIdempotencyKey", testJobIdempotencyKey},
+		{"JobExclusiveKey", testJobExclusiveKey},
+		{"JobClaim", testJobClaim},
+		{"JobHeartbeat", testJobHeartbeat},
+		{"JobFinish", testJobFinish},
+		{"JobLeaseExpiry", testJobLeaseExpiry},
+		{"JobTakeover", testJobTakeover},
+		{"JobCancel", testJobCancel},
+		{"ConcurrentJobExclusiveKey", testConcurrentJobExclusiveKey},
+		{"ConcurrentJobIdempotencyKey", testConcurrentJobIdempotencyKey},
+		{"ConcurrentJobClaim", testConcurrentJobClaim},
+		{"ConcurrentJobCancelClaim", testConcurrentJobCancelClaim},
+		{"ConcurrentJobLifecycle", testConcurrentJobLifecycle},
 		{"ContextCanceled", testContextCanceled},
 	}
 	for _, tt := range tests {
@@ -945,7 +961,27 @@ func testContextCanceled(t *testing.T, s store.Store) {
 	_, errMetaInit := s.MetaInit(ctx, "k", "v")
 	finished := *o
 	finished.Status = store.OperationSucceeded
+	queued, running := job("job-queued", t0), job("job-running", t0.Add(time.Second))
+	for _, j := range []*store.Job{queued, running} {
+		if err := s.JobCreate(context.Background(), j); err != nil {
+			t.Fatalf("JobCreate: %v", err)
+		}
+	}
+	claimed, err := s.JobClaim(context.Background(), store.JobClaimParams{Owner: "w1", Lease: lease, Now: t0})
+	if err != nil || claimed.ID != queued.ID {
+		t.Fatalf("JobClaim = %v, %v", claimed, err)
+	}
+	_, errJobGet := s.JobGet(ctx, queued.ID)
+	_, errJobList := s.JobList(ctx, store.JobListParams{})
+	_, errJobClaim := s.JobClaim(ctx, store.JobClaimParams{Owner: "w2", Lease: lease, Now: t0.Add(time.Hour)})
 	for what, err := range map[string]error{
+		"JobCreate":               s.JobCreate(ctx, job("job-new", t0)),
+		"JobGet":                  errJobGet,
+		"JobList":                 errJobList,
+		"JobClaim":                errJobClaim,
+		"JobHeartbeat":            s.JobHeartbeat(ctx, claimed.ID, "w1", t0.Add(time.Hour), []byte(`{}`)),
+		"JobFinish":               s.JobFinish(ctx, claimed.ID, "w1", store.JobSucceeded, nil, nil, t0),
+		"JobCancel":               s.JobCancel(ctx, running.ID, t0),
 		"ResourcePut":             s.ResourcePut(ctx, res(typeGroup, rg3, ""), store.PutOptions{}),
 		"ResourceGet":             errGet,
 		"ResourceList":            errList,
@@ -973,4 +1009,11 @@ func testContextCanceled(t *testing.T, s store.Store) {
 	if _, err := s.MetaGet(context.Background(), "k"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("MetaGet of a key set with a canceled context: %v", err)
 	}
+	// The claim neither expired the lease nor took the other job; the
+	// heartbeat, finish and cancel changed nothing.
+	if _, err := s.JobGet(context.Background(), "job-new"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("JobGet of a job created with a canceled context: %v", err)
+	}
+	wantJob(t, s, claimed)
+	wantJob(t, s, running)
 }
