@@ -49,7 +49,8 @@ type clientCmd struct {
 }
 
 // addClientCommands adds the global client flags and the client commands
-// (group, vault, policy, server, instance, principal, role, token, admin) to root.
+// (group, vault, policy, server, instance, backup, job, recovery-point,
+// principal, role, token, admin, repo) to root.
 func addClientCommands(root *cobra.Command, e *env) {
 	c := &clientCmd{e: e}
 	pf := root.PersistentFlags()
@@ -63,7 +64,8 @@ func addClientCommands(root *cobra.Command, e *env) {
 			defaultDataDir(e.getenv)+"); PGVAULT_TOKEN, a bearer token, wins over it")
 	pf.StringVar(&c.caCert, "ca-cert", e.getenv("PGVAULT_CA_CERT"),
 		"PEM CA certificate to trust for an https server (env PGVAULT_CA_CERT; default: tls/cert.pem in the data directory, if it exists)")
-	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd(), c.serverCmd(), c.instanceCmd(), c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd())
+	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd(), c.serverCmd(), c.instanceCmd(), c.backupCmd(), c.jobCmd(), c.recoveryPointCmd(),
+		c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd(), c.repoCmd())
 }
 
 // checkOutput checks and normalises --output.
@@ -244,8 +246,15 @@ func isTerminal(w io.Writer) bool {
 // wait waits for the long-running operation resp started, if it did, with a
 // progress indicator on stderr: a spinner line on a terminal, else one line.
 func (c *clientCmd) wait(ctx context.Context, cl *client.Client, resp *client.Response, what string) error {
+	_, err := c.waitOp(ctx, cl, resp, what)
+	return err
+}
+
+// waitOp is wait that also returns the operation's final state (nil when
+// resp started none).
+func (c *clientCmd) waitOp(ctx context.Context, cl *client.Client, resp *client.Response, what string) (*client.Operation, error) {
 	if !client.IsLongRunning(resp) {
-		return nil
+		return nil, nil
 	}
 	opURL := client.OperationURL(resp)
 	name := opURL
@@ -265,11 +274,11 @@ func (c *clientCmd) wait(ctx context.Context, cl *client.Client, resp *client.Re
 	} else {
 		fmt.Fprintf(w, "waiting for operation %s (%s) ...\n", name, what)
 	}
-	_, err := cl.Wait(ctx, resp, opts)
+	op, err := cl.Wait(ctx, resp, opts)
 	if tty {
 		fmt.Fprint(w, "\r\x1b[K")
 	}
-	return err
+	return op, err
 }
 
 // --- flag helpers ---

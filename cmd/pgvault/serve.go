@@ -18,6 +18,7 @@ import (
 
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/auth"
+	"github.com/pgvault/pgvault/internal/job"
 	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/tlscert"
@@ -44,6 +45,12 @@ type serveConfig struct {
 	// SecretsKeyFile holds the key that encrypts database passwords
 	// (default: keys/secrets.key in the data directory).
 	SecretsKeyFile string
+	// RepoKeyFile holds the master key that wraps every repository's key
+	// (default: keys/repository.key in the data directory).
+	RepoKeyFile string
+	// LtrLocalDirs are the directories startLtrBackup may write into
+	// through file:// URLs (pgvault's extension); none by default.
+	LtrLocalDirs []string
 }
 
 // defaultAudiences are the audiences Azure Resource Manager tokens carry.
@@ -79,6 +86,8 @@ func newServeCmd(e *env) *cobra.Command {
 		OIDCIssuers:    splitList(e.getenv("PGVAULT_OIDC_ISSUERS")),
 		Audiences:      splitList(e.getenv("PGVAULT_AUDIENCES")),
 		SecretsKeyFile: e.getenv("PGVAULT_SECRETS_KEY_FILE"),
+		RepoKeyFile:    e.getenv("PGVAULT_REPOSITORY_KEY_FILE"),
+		LtrLocalDirs:   filepath.SplitList(e.getenv("PGVAULT_LTR_LOCAL_DIRS")),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -100,8 +109,13 @@ self-signed certificate under the data directory.
 Environment variables give the defaults of the flags: PGVAULT_LISTEN,
 PGVAULT_DATA_DIR, PGVAULT_LOG_LEVEL, PGVAULT_LOG_FORMAT, PGVAULT_PUBLIC_URL,
 PGVAULT_TLS_CERT, PGVAULT_TLS_KEY, PGVAULT_TLS_SELF_SIGNED=true,
-PGVAULT_INSECURE_HTTP=true, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
-(comma-separated).`,
+PGVAULT_INSECURE_HTTP=true, PGVAULT_SECRETS_KEY_FILE,
+PGVAULT_REPOSITORY_KEY_FILE, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
+(comma-separated), PGVAULT_LTR_LOCAL_DIRS (colon-separated).
+
+The repository master key (keys/repository.key, or --repository-key-file)
+encrypts every backup: without it no backup can be read. Back it up apart
+from the data directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), cfg, e)
@@ -119,6 +133,8 @@ PGVAULT_INSECURE_HTTP=true, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", cfg.InsecureHTTP, "allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	f.StringSliceVar(&cfg.OIDCIssuers, "oidc-issuer", cfg.OIDCIssuers, "external OIDC issuer URL whose tokens are accepted (repeatable)")
 	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile, "file with the key that encrypts database passwords, created if missing (default: keys/secrets.key in the data directory)")
+	f.StringVar(&cfg.RepoKeyFile, "repository-key-file", cfg.RepoKeyFile, "file with the master key of the backup repositories, created if missing (default: keys/repository.key in the data directory); without it no backup can be read")
+	f.StringArrayVar(&cfg.LtrLocalDirs, "ltr-local-dir", cfg.LtrLocalDirs, "directory inside which startLtrBackup may write backups given as file:// URLs (repeatable; none by default)")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
 	return cmd
 }
@@ -133,6 +149,22 @@ func openSecrets(keyFile, dataDir string) (*secretbox.Box, error) {
 		return nil, fmt.Errorf("while loading the secrets key: %w", err)
 	}
 	return secretbox.New(key)
+}
+
+// absDirs makes directories absolute (relative to the working directory).
+func absDirs(dirs []string) ([]string, error) {
+	var out []string
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		a, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("while resolving the directory %q: %w", d, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {
@@ -207,14 +239,47 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	if err != nil {
 		return err
 	}
-	svc, err := vault.New(ctx, vault.Config{Store: st, Logger: log, Secrets: box})
+	var runner *job.Runner // set before anything can queue a job
+	ltrDirs, err := absDirs(cfg.LtrLocalDirs)
+	if err != nil {
+		return err
+	}
+	svc, err := vault.New(ctx, vault.Config{Store: st, Logger: log, Secrets: box, JobQueued: func() { runner.Wake() }, LocalTargetDirs: ltrDirs})
 	if err != nil {
 		return err
 	}
 	defer svc.Close()
+	repoKeyFile := cfg.RepoKeyFile
+	if repoKeyFile == "" {
+		repoKeyFile = filepath.Join(cfg.DataDir, "keys", "repository.key")
+	}
+	repoKey, err := secretbox.LoadOrCreateKey(repoKeyFile)
+	if err != nil {
+		return fmt.Errorf("while loading the repository master key: %w", err)
+	}
+	repos := job.NewRepositories(filepath.Join(cfg.DataDir, "repositories"), repoKey)
+	owner, err := nodeID(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	runner = job.New(job.Config{Store: st, Service: svc, Repos: repos.Open, Owner: owner, Logger: log})
+	// Before anything serves: the jobs a killed process left Running fail
+	// now, so that no client ever sees them in progress.
+	if err := runner.FailOrphans(ctx); err != nil {
+		return err
+	}
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
+	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- runner.Run(runCtx) }()
+	defer func() {
+		stopRunner()
+		if err := <-runnerDone; err != nil {
+			log.Error("the job runner stopped with an error", "err", err)
+		}
+	}()
 	issuer, err := auth.NewIssuer(auth.IssuerConfig{
 		BaseURL: baseURL, TenantID: svc.TenantID(), KeyDir: filepath.Join(cfg.DataDir, "keys"), Clients: svc, Logger: log,
 	})

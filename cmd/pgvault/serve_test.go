@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -70,14 +68,7 @@ func startServe(t *testing.T, dataDir string, flags ...string) *served {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve did not start in time:\n%s", s.logs.String())
 		}
-		sc := bufio.NewScanner(strings.NewReader(s.logs.String()))
-		for sc.Scan() {
-			var line struct{ Msg, Address string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "pgvault serving" {
-				s.addr = line.Address
-			}
-		}
-		if s.addr == "" {
+		if s.addr = servingAddress(s.logs.String()); s.addr == "" {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/api/apitest"
 	"github.com/pgvault/pgvault/internal/auth"
+	"github.com/pgvault/pgvault/internal/job"
 	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
@@ -41,6 +42,10 @@ type testEnv struct {
 	pageSize int
 	tls      bool
 	oidc     []string // external issuers to trust
+	noRunner bool     // do not run the job workers (jobs stay queued)
+	ltrDirs  []string // directories allowed as file:// LTR backup targets
+	runner   *job.Runner
+	stopJobs func()
 	logs     *syncBuffer
 	bodies   syncBuffer // every raw response body and header, for leak checks
 	store    *sqlite.Store
@@ -96,18 +101,34 @@ func (e *testEnv) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := vault.New(ctx, vault.Config{Store: st, Secrets: box})
+	if e.logs == nil {
+		e.logs = &syncBuffer{}
+	}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var runner *job.Runner
+	svc, err := vault.New(ctx, vault.Config{Store: st, Secrets: box, Logger: log, LocalTargetDirs: e.ltrDirs, JobQueued: func() {
+		if runner != nil {
+			runner.Wake()
+		}
+	}})
 	if err != nil {
 		t.Fatalf("creating service: %v", err)
+	}
+	repoKey, err := secretbox.LoadOrCreateKey(filepath.Join(e.dir, "keys", "repository.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner = job.New(job.Config{Store: st, Service: svc, Owner: "test-node", Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, Logger: log,
+		Repos: job.NewRepositories(filepath.Join(e.dir, "repositories"), repoKey).Open})
+	e.runner = runner
+	e.stopJobs = func() {}
+	if !e.noRunner {
+		e.startJobs()
 	}
 	if err := svc.Start(ctx); err != nil {
 		t.Fatalf("starting service: %v", err)
 	}
 	e.store, e.svc = st, svc
-	if e.logs == nil {
-		e.logs = &syncBuffer{}
-	}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The server's URL must be known before the issuer is made: listen first.
 	e.srv = httptest.NewUnstartedServer(nil)
 	scheme := "http"
@@ -168,10 +189,24 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
+// startJobs runs the job workers until the server stops.
+func (e *testEnv) startJobs() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := e.runner.Run(ctx); err != nil {
+			e.t.Errorf("job runner: %v", err)
+		}
+	}()
+	e.stopJobs = func() { cancel(); <-done }
+}
+
 func (e *testEnv) stop() {
 	if e.srv == nil {
 		return
 	}
+	e.stopJobs()
 	e.srv.Close()
 	e.svc.Close()
 	if err := e.store.Close(); err != nil {

@@ -282,13 +282,14 @@ type operationResource struct {
 	Properties json.RawMessage `json:"properties,omitempty"`
 }
 
-// operation loads an operation of the request's subscription.
+// operation loads an operation of the request's subscription, except the
+// PostgreSQL LTR backups, which have their own endpoints (ltrOperation).
 func (s *Server) operation(r *http.Request, p arm.Params) (*store.Operation, error) {
 	op, err := s.svc.Operation(r.Context(), p.Get("operationId"))
 	if err != nil {
 		return nil, err
 	}
-	if !strings.EqualFold(op.Subscription, p.Get("subscriptionId")) {
+	if !strings.EqualFold(op.Subscription, p.Get("subscriptionId")) || vault.IsLtrOperation(op) {
 		return nil, arm.Errorf(http.StatusNotFound, "OperationNotFound", "The operation '%s' was not found.", p.Get("operationId")).WithTarget("operationId")
 	}
 	return op, nil

@@ -65,6 +65,11 @@ func (s *Server) routes() []*arm.Route {
 		{Method: http.MethodPost, Pattern: pBI + "/suspendBackups", Provider: dp, Action: biAct + "suspendBackups/action", Handle: s.protectionAction("suspendBackups")},
 		{Method: http.MethodPost, Pattern: pBI + "/resumeProtection", Provider: dp, Action: biAct + "resumeProtection/action", Handle: s.protectionAction("resumeProtection")},
 		{Method: http.MethodPost, Pattern: pBI + "/resumeBackups", Provider: dp, Action: biAct + "resumeBackups/action", Handle: s.protectionAction("resumeBackups")},
+		{Method: http.MethodPost, Pattern: pBI + "/backup", Provider: dp, Action: biAct + "backup/action", Handle: s.adhocBackup},
+		{Method: http.MethodGet, Pattern: pBI + "/recoveryPoints", Provider: dp, Action: biAct + "recoveryPoints/read", Handle: s.listRecoveryPoints},
+		{Method: http.MethodGet, Pattern: pBI + "/recoveryPoints/{recoveryPointId}", Provider: dp, Action: biAct + "recoveryPoints/read", Handle: s.getRecoveryPoint},
+		{Method: http.MethodGet, Pattern: pVault + "/backupJobs", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupJobs/read", Handle: s.listJobs},
+		{Method: http.MethodGet, Pattern: pVault + "/backupJobs/{jobId}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupJobs/read", Handle: s.getJob},
 		{Method: http.MethodGet, Pattern: pBI + "/operationResults/{operationId}", Provider: dp, Action: biAct + "operationResults/read", Handle: s.backupInstanceOperationResult, Scope: s.operationScope},
 
 		// Microsoft.DBforPostgreSQL: servers pgvault protects, long-term retention.
@@ -74,12 +79,17 @@ func (s *Server) routes() []*arm.Route {
 		{Method: http.MethodGet, Pattern: pSrv, Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/read", Handle: s.getServer},
 		{Method: http.MethodDelete, Pattern: pSrv, Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/delete", Handle: s.deleteServer},
 		{Method: http.MethodPost, Pattern: pSrv + "/ltrPreBackup", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/ltrPreBackup/action", Handle: s.ltrPreBackup},
+		{Method: http.MethodPost, Pattern: pSrv + "/startLtrBackup", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/startLtrBackup/action", Handle: s.startLtrBackup},
+		{Method: http.MethodGet, Pattern: pSrv + "/ltrBackupOperations", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/ltrBackupOperations/read", Handle: s.listLtrBackupOperations},
+		{Method: http.MethodGet, Pattern: pSrv + "/ltrBackupOperations/{backupName}", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/flexibleServers/ltrBackupOperations/read", Handle: s.getLtrBackupOperation},
 
 		// Long-running operations, authorised on the resource they act on.
 		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},
 		{Method: http.MethodGet, Pattern: pRG + pDP + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},
 		{Method: http.MethodGet, Pattern: pVault + "/operationStatus/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/operationStatus/read", Handle: s.operationStatus, Scope: s.operationScope},
 		{Method: http.MethodGet, Pattern: pSub + pDP + "/locations/{location}/operationResults/{operationId}", Provider: dp, Action: "Microsoft.DataProtection/locations/operationResults/read", Handle: s.operationResult, Scope: s.operationScope},
+		{Method: http.MethodGet, Pattern: pSub + pPG + "/locations/{location}/azureAsyncOperation/{operationId}", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/locations/azureAsyncOperation/read", Handle: s.ltrOperationStatus, Scope: s.ltrOperationScope},
+		{Method: http.MethodGet, Pattern: pSub + pPG + "/locations/{location}/operationResults/{operationId}", Provider: pgsql, Action: "Microsoft.DBforPostgreSQL/locations/operationResults/read", Handle: s.ltrOperationResult, Scope: s.ltrOperationScope},
 
 		// Microsoft.Authorization: role assignments at any scope, built-in role definitions.
 		{Method: http.MethodGet, Pattern: pRA, Provider: authz, Action: "Microsoft.Authorization/roleAssignments/read", Handle: s.listRoleAssignments},

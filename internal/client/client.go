@@ -312,6 +312,31 @@ func BackupInstancePath(sub, rg, vault, instance string) string {
 	return BackupInstancesPath(sub, rg, vault) + "/" + url.PathEscape(instance)
 }
 
+// AdhocBackupPath is the path of a backup instance's on-demand backup action.
+func AdhocBackupPath(sub, rg, vault, instance string) string {
+	return BackupInstancePath(sub, rg, vault, instance) + "/backup"
+}
+
+// RecoveryPointsPath is the path of a backup instance's recovery points.
+func RecoveryPointsPath(sub, rg, vault, instance string) string {
+	return BackupInstancePath(sub, rg, vault, instance) + "/recoveryPoints"
+}
+
+// RecoveryPointPath is the path of a recovery point.
+func RecoveryPointPath(sub, rg, vault, instance, id string) string {
+	return RecoveryPointsPath(sub, rg, vault, instance) + "/" + url.PathEscape(id)
+}
+
+// BackupJobsPath is the path of a vault's backup jobs.
+func BackupJobsPath(sub, rg, vault string) string {
+	return VaultPath(sub, rg, vault) + "/backupJobs"
+}
+
+// BackupJobPath is the path of a backup job (id is its GUID).
+func BackupJobPath(sub, rg, vault, id string) string {
+	return BackupJobsPath(sub, rg, vault) + "/" + url.PathEscape(id)
+}
+
 // ValidateForBackupPath is the path of a vault's validateForBackup action.
 func ValidateForBackupPath(sub, rg, vault string) string {
 	return VaultPath(sub, rg, vault) + "/validateForBackup"

@@ -2,7 +2,9 @@
 // one call: the SQLite store in a temporary data directory, the vault
 // service, the built-in token issuer and its verifier, the administrator
 // principal (Owner at the root scope) and the HTTP API, wired as
-// `pgvault serve` wires them, on a loopback port. Nothing is faked.
+// `pgvault serve` wires them, on a loopback port; with Options.Jobs the job
+// worker too, which runs backups into repositories in the data directory.
+// Nothing is faked.
 //
 //	ts := testserver.Start(t, testserver.Options{})
 //	c := ts.AdminClient()                  // a *client.Client with the admin's credentials
@@ -30,7 +32,9 @@ import (
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/client"
+	"github.com/pgvault/pgvault/internal/job"
 	"github.com/pgvault/pgvault/internal/secretbox"
+	"github.com/pgvault/pgvault/internal/storage"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/vault"
@@ -55,6 +59,13 @@ type Options struct {
 	WrapStore func(store.Store) store.Store
 	// TokenLifetime is the lifetime of issued tokens; default the issuer's (1h).
 	TokenLifetime time.Duration
+	// Jobs runs a job worker, as serve does: backups run, into repositories
+	// under DataDir/repositories with the master key
+	// DataDir/keys/repository.key. Without it jobs stay queued.
+	Jobs bool
+	// WrapRepoStorage, with Jobs, wraps the storage of each vault's
+	// repository, e.g. with internal/storage/faulty.
+	WrapRepoStorage func(vaultID string, st storage.Storage) storage.Storage
 }
 
 // Principal is a service principal and its secret.
@@ -87,6 +98,10 @@ type Server struct {
 	CACertPEM []byte
 	// CACertFile holds CACertPEM (DataDir/tls/cert.pem); "" without TLS.
 	CACertFile string
+	// Repositories are the vaults' backup repositories (with Options.Jobs).
+	Repositories *job.Repositories
+
+	stopJobs func()
 
 	t       testing.TB
 	srv     *httptest.Server
@@ -120,13 +135,21 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box})
+	var runner *job.Runner // set before anything can queue a job
+	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box, JobQueued: func() {
+		if runner != nil {
+			runner.Wake()
+		}
+	}})
 	if err != nil {
 		_ = st.Close()
 		t.Fatalf("testserver: creating the vault service: %v", err)
 	}
 	s.Service, s.TenantID = svc, svc.TenantID()
 	t.Cleanup(s.Close)
+	if o.Jobs {
+		runner = s.startJobs(t, vs, o, log)
+	}
 	if err := svc.Start(ctx); err != nil {
 		t.Fatalf("testserver: starting the vault service: %v", err)
 	}
@@ -187,6 +210,31 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
+// startJobs makes the repositories and runs a job worker until Close.
+func (s *Server) startJobs(t testing.TB, st store.Store, o Options, log *slog.Logger) *job.Runner {
+	key, err := secretbox.LoadOrCreateKey(filepath.Join(s.DataDir, "keys", "repository.key"))
+	if err != nil {
+		t.Fatalf("testserver: creating the repository key: %v", err)
+	}
+	var opts []job.RepositoriesOption
+	if o.WrapRepoStorage != nil {
+		opts = append(opts, job.WithStorageWrapper(o.WrapRepoStorage))
+	}
+	s.Repositories = job.NewRepositories(filepath.Join(s.DataDir, "repositories"), key, opts...)
+	runner := job.New(job.Config{Store: st, Service: s.Service, Repos: s.Repositories.Open, Owner: "testserver",
+		Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, ProgressInterval: 100 * time.Millisecond, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := runner.Run(ctx); err != nil {
+			t.Errorf("testserver: the job runner: %v", err)
+		}
+	}()
+	s.stopJobs = func() { cancel(); <-done }
+	return runner
+}
+
 func principal(sp *vault.ServicePrincipal, secret string) Principal {
 	return Principal{Name: sp.Name, ObjectID: sp.Properties.ObjectID, ClientID: sp.Properties.ClientID,
 		TenantID: sp.Properties.TenantID, Secret: secret}
@@ -222,6 +270,9 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	if s.srv != nil {
 		s.srv.Close()
+	}
+	if s.stopJobs != nil {
+		s.stopJobs()
 	}
 	s.Service.Close()
 	if err := s.Store.Close(); err != nil {

@@ -372,34 +372,59 @@ var backupNameRule = regexp.MustCompile(`^[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*$`)
 // LtrPreBackup checks everything a long-term-retention backup of a server
 // needs and answers how many storage containers it will write to.
 func (s *Service) LtrPreBackup(ctx context.Context, sub, rg, name, backupName string) (int, error) {
-	if backupName == "" {
-		return 0, invalid("MissingProperty", "backupSettings.backupName", "The backup name is required in backupSettings.backupName.")
-	}
-	if len(backupName) > 128 || !backupNameRule.MatchString(backupName) {
-		return 0, invalid("InvalidBackupName", "backupSettings.backupName",
-			"The backup name '%s' is invalid: use letters and digits with single hyphens between them, at most 128 characters.", backupName)
-	}
-	rec, err := s.serverRecord(ctx, sub, rg, name)
+	rec, err := s.ltrPrecheck(ctx, sub, rg, name, backupName)
 	if err != nil {
 		return 0, err
-	}
-	if _, err := s.store.ResourceGet(ctx, rec.ID+"/ltrBackupOperations/"+backupName); err == nil {
-		return 0, newError(KindConflict, "LtrBackupNameAlreadyExists", "backupSettings.backupName",
-			"A long-term retention backup named '%s' already exists for server '%s'; choose another name.", backupName, name)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return 0, storeErr("reading LTR backups", err)
-	}
-	if running, err := s.ltrBackupRunning(ctx, rec.ID); err != nil {
-		return 0, err
-	} else if running != "" {
-		return 0, newError(KindConflict, "LtrBackupInProgress", "serverName",
-			"The long-term retention backup '%s' of server '%s' is still running; wait for it to finish.", running, name)
 	}
 	info, err := s.checkServer(ctx, rec)
 	if err != nil {
 		return 0, err
 	}
-	return max(1, int(math.Ceil(float64(info.DataSizeBytes)/ContainerBytes))), nil
+	return ltrContainers(info), nil
+}
+
+// ltrContainers is the number of storage containers a backup of the server
+// writes to: one per started ContainerBytes of data, at least one.
+func ltrContainers(info *pg.ServerInfo) int {
+	return max(1, int(math.Ceil(float64(info.DataSizeBytes)/ContainerBytes)))
+}
+
+// ltrPrecheck runs the checks of a long-term-retention backup that need no
+// connection to the server: the backup name is valid and unused, the server
+// is registered, and no LTR backup of it is running. It returns the server.
+func (s *Service) ltrPrecheck(ctx context.Context, sub, rg, name, backupName string) (*serverRecord, error) {
+	if backupName == "" {
+		return nil, invalid("MissingProperty", "backupSettings.backupName", "The backup name is required in backupSettings.backupName.")
+	}
+	if len(backupName) > 128 || !backupNameRule.MatchString(backupName) {
+		return nil, invalid("InvalidBackupName", "backupSettings.backupName",
+			"The backup name '%s' is invalid: use letters and digits with single hyphens between them, at most 128 characters.", backupName)
+	}
+	rec, err := s.serverRecord(ctx, sub, rg, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.ResourceGet(ctx, ltrBackupID(rec.ID, backupName)); err == nil {
+		return nil, ltrNameTaken(backupName, name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, storeErr("reading LTR backups", err)
+	}
+	if running, err := s.ltrBackupRunning(ctx, rec.ID); err != nil {
+		return nil, err
+	} else if running != "" {
+		return nil, ltrInProgress(running, name)
+	}
+	return rec, nil
+}
+
+func ltrNameTaken(backupName, server string) *Error {
+	return newError(KindConflict, "LtrBackupNameAlreadyExists", "backupSettings.backupName",
+		"A long-term retention backup named '%s' already exists for server '%s'; choose another name.", backupName, server)
+}
+
+func ltrInProgress(running, server string) *Error {
+	return newError(KindConflict, "LtrBackupInProgress", "serverName",
+		"The long-term retention backup '%s' of server '%s' is still running; wait for it to finish.", running, server)
 }
 
 // ltrBackupRunning returns the name of a running LTR backup of a server, or "".

@@ -36,15 +36,23 @@ type Config struct {
 	// Secrets encrypts the database passwords of registered servers; its key
 	// lives outside the store. Required to register servers.
 	Secrets *secretbox.Box
+	// JobQueued, when set, is called after a job was queued (to wake workers).
+	JobQueued func()
+	// LocalTargetDirs are the directories (absolute, existing) inside which
+	// a long-term-retention backup may be written through a file:// URL
+	// (pgvault's extension of startLtrBackup); none by default.
+	LocalTargetDirs []string
 }
 
 // Service implements the control-plane operations.
 type Service struct {
-	store    store.Store
-	secrets  *secretbox.Box
-	log      *slog.Logger
-	now      func() time.Time
-	tenantID string
+	store     store.Store
+	secrets   *secretbox.Box
+	jobQueued func()
+	localDirs []string
+	log       *slog.Logger
+	now       func() time.Time
+	tenantID  string
 
 	// runners resume operations by kind after a restart.
 	runners map[string]func(ctx context.Context, op *store.Operation) (result any, err error)
@@ -62,13 +70,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, errors.New("vault: Config.Store is required")
 	}
 	s := &Service{
-		store:   cfg.Store,
-		secrets: cfg.Secrets,
-		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
-		now:     cfg.Now,
+		store:     cfg.Store,
+		secrets:   cfg.Secrets,
+		jobQueued: cfg.JobQueued,
+		log:       cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		now:       cfg.Now,
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	var err error
+	if s.localDirs, err = checkLocalDirs(cfg.LocalTargetDirs); err != nil {
+		return nil, err
 	}
 	tenant, err := s.store.MetaInit(ctx, metaTenantID, cmp.Or(cfg.TenantID, newUUID()))
 	if err != nil {
@@ -80,6 +93,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		opValidateForBackup: s.runValidateForBackup,
 		opConfigure:         s.runConfigure,
 		opDeleteInstance:    s.runDeleteInstance,
+		opAdhocBackup:       s.runAdhocBackup,
+		opLtrBackup:         s.runLtrBackup,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil

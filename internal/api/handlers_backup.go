@@ -1,0 +1,81 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/pgvault/pgvault/internal/api/arm"
+)
+
+func (s *Server) adhocBackup(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	var in struct {
+		BackupRuleOptions *struct {
+			RuleName      string `json:"ruleName"`
+			TriggerOption *struct {
+				RetentionTagOverride string `json:"retentionTagOverride"`
+			} `json:"triggerOption"`
+		} `json:"backupRuleOptions"`
+	}
+	if e := arm.DecodeBody(r, &in); e != nil {
+		return e
+	}
+	if in.BackupRuleOptions == nil {
+		return arm.Errorf(http.StatusBadRequest, "MissingProperty", "The request needs backupRuleOptions with ruleName and triggerOption.").WithTarget("backupRuleOptions")
+	}
+	tag := ""
+	if in.BackupRuleOptions.TriggerOption != nil {
+		tag = in.BackupRuleOptions.TriggerOption.RetentionTagOverride
+	}
+	sub, rg, vaultName := p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName")
+	op, err := s.svc.AdhocBackup(r.Context(), sub, rg, vaultName, p.Get("backupInstanceName"), in.BackupRuleOptions.RuleName, tag)
+	if err != nil {
+		return err
+	}
+	v, err := s.svc.Vault(r.Context(), sub, rg, vaultName)
+	if err != nil {
+		return err
+	}
+	s.startedOperation(w, r, sub, v.Location, op, http.StatusAccepted, nil)
+	return nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	j, err := s.svc.Job(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("jobId"))
+	if err != nil {
+		return err
+	}
+	arm.WriteJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	a, err := after(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.ListJobs(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, s.pageSize)
+	if err != nil {
+		return err
+	}
+	return writeList(s, w, r, page)
+}
+
+func (s *Server) getRecoveryPoint(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	rp, err := s.svc.RecoveryPoint(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), p.Get("recoveryPointId"))
+	if err != nil {
+		return err
+	}
+	arm.WriteJSON(w, http.StatusOK, rp)
+	return nil
+}
+
+func (s *Server) listRecoveryPoints(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	a, err := after(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.svc.ListRecoveryPoints(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), a, s.pageSize)
+	if err != nil {
+		return err
+	}
+	return writeList(s, w, r, page)
+}

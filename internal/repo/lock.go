@@ -1,0 +1,151 @@
+package repo
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pgvault/pgvault/internal/storage"
+)
+
+// lockPayload is the content of a lock object (R34).
+type lockPayload struct {
+	Version   int       `json:"version"`
+	Created   time.Time `json:"created"`
+	Refreshed time.Time `json:"refreshed"`
+}
+
+// writerLock is a running writer's lock object, refreshed in the background.
+type writerLock struct {
+	r       *Repo
+	name    string
+	created time.Time
+	stopc   chan struct{}
+	done    chan struct{}
+
+	mu     sync.Mutex
+	lastOK time.Time
+	err    error
+}
+
+// newLock stores a lock object and starts refreshing it every interval.
+func (r *Repo) newLock(ctx context.Context, interval time.Duration) (*writerLock, error) {
+	now := time.Now().UTC()
+	l := &writerLock{
+		r: r, name: locksPrefix + hex.EncodeToString(randomBytes(16)), created: now,
+		stopc: make(chan struct{}), done: make(chan struct{}),
+	}
+	if err := l.put(ctx, now); err != nil {
+		return nil, fmt.Errorf("while storing the writer lock: %w", err)
+	}
+	l.lastOK = now
+	go l.refresh(context.WithoutCancel(ctx), interval)
+	return l, nil
+}
+
+func (l *writerLock) put(ctx context.Context, now time.Time) error {
+	payload, err := json.Marshal(lockPayload{Version: lockVersion, Created: l.created, Refreshed: now})
+	if err != nil {
+		return err
+	}
+	return putBytes(ctx, l.r.st, l.name, l.r.codec.seal(l.r.keys, ObjectLock, payload), false)
+}
+
+func (l *writerLock) refresh(ctx context.Context, interval time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopc:
+			return
+		case <-t.C:
+			now := time.Now().UTC()
+			err := l.put(ctx, now)
+			l.mu.Lock()
+			if err == nil {
+				l.lastOK = now
+			} else {
+				l.err = err
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// fresh returns an error when the lock was last refreshed more than margin
+// before now: prune may then consider the writer dead (R34).
+func (l *writerLock) fresh(now time.Time, margin time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if age := now.Sub(l.lastOK); age > margin {
+		return fmt.Errorf("while committing: the writer lock was last refreshed %v ago (%v); prune may have removed data this snapshot relies on", age.Round(time.Second), l.err)
+	}
+	return nil
+}
+
+// release stops refreshing and deletes the lock object.
+func (l *writerLock) release(ctx context.Context) error {
+	select {
+	case <-l.stopc:
+		return nil
+	default:
+	}
+	close(l.stopc)
+	<-l.done
+	if err := l.r.st.Delete(ctx, l.name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("while deleting the writer lock: %w", err)
+	}
+	return nil
+}
+
+// prunePlan is the content of a prune plan object (R37).
+type prunePlan struct {
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	Packs   []ID      `json:"packs"`
+}
+
+func parsePrunePlan(b []byte) (prunePlan, error) {
+	var p prunePlan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("%w: prune plan does not parse: %v", ErrCorrupt, err)
+	}
+	if p.Version != planVersion {
+		return p, fmt.Errorf("%w: prune plan version %d (this pgvault reads %d)", ErrUnsupportedVersion, p.Version, planVersion)
+	}
+	return p, nil
+}
+
+// prunePlans returns the packs that prune plans name (R35).
+func (r *Repo) prunePlans(ctx context.Context) (map[ID]bool, error) {
+	packs := make(map[ID]bool)
+	err := r.st.List(ctx, prunePrefix, func(i storage.Info) error {
+		if _, ok := parseObjectName(prunePrefix, i.Name); !ok {
+			return nil
+		}
+		payload, err := r.readSealed(ctx, i.Name, prunePrefix, ObjectPrunePlan)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil // the prune finished meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("while reading %s: %w", i.Name, err)
+		}
+		p, err := parsePrunePlan(payload)
+		if err != nil {
+			return fmt.Errorf("while reading %s: %w", i.Name, err)
+		}
+		for _, id := range p.Packs {
+			packs[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("while reading prune plans: %w", err)
+	}
+	return packs, nil
+}

@@ -1,0 +1,317 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"sync"
+
+	"github.com/pgvault/pgvault/internal/storage"
+)
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// treePos is where an item starts in a snapshot's tree stream.
+type treePos struct {
+	blob int
+	off  int
+}
+
+// treeReader streams a snapshot's tree items, one tree blob in memory.
+type treeReader struct {
+	r      *Repo
+	ctx    context.Context
+	ids    []ID
+	next   int // index of the next blob to load
+	buf    []byte
+	off    int
+	hasher *idHasher
+	check  treeChecker
+	it     treeItem
+}
+
+func (r *Repo) newTreeReader(ctx context.Context, s *Snapshot, at treePos) (*treeReader, error) {
+	t := &treeReader{r: r, ctx: ctx, ids: s.tree, next: at.blob, hasher: r.keys.newIDHasher()}
+	if at.blob > 0 || at.off > 0 {
+		if err := t.load(); err != nil {
+			return nil, err
+		}
+		if at.off > len(t.buf) {
+			return nil, fmt.Errorf("%w: tree position past its blob", ErrCorrupt)
+		}
+		t.off = at.off
+	}
+	return t, nil
+}
+
+func (t *treeReader) load() error {
+	if t.next >= len(t.ids) {
+		return fmt.Errorf("%w: the tree ends without a trailer", ErrCorrupt)
+	}
+	b, err := t.r.loadBlob(t.ctx, BlobTree, t.ids[t.next], -1, t.hasher)
+	if err != nil {
+		return fmt.Errorf("while reading tree blob %d: %w", t.next, err)
+	}
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty tree blob", ErrCorrupt)
+	}
+	t.buf, t.off = b, 0
+	t.next++
+	return nil
+}
+
+// pos returns the position of the next item.
+func (t *treeReader) pos() treePos {
+	if t.off >= len(t.buf) {
+		return treePos{blob: t.next, off: 0}
+	}
+	return treePos{blob: t.next - 1, off: t.off}
+}
+
+// item returns the next item, checked against the tree grammar. It returns
+// io.EOF after the trailer.
+func (t *treeReader) item() (*treeItem, error) {
+	if t.check.done {
+		if t.off < len(t.buf) || t.next < len(t.ids) {
+			return nil, fmt.Errorf("%w: tree data after the trailer", ErrCorrupt)
+		}
+		return nil, io.EOF
+	}
+	if t.off >= len(t.buf) {
+		if err := t.load(); err != nil {
+			return nil, err
+		}
+	}
+	n, err := parseItem(t.buf[t.off:], &t.it)
+	if err != nil {
+		return nil, err
+	}
+	t.off += n
+	if err := t.check.next(&t.it); err != nil {
+		return nil, err
+	}
+	return &t.it, nil
+}
+
+// Walk calls fn for every file of the snapshot, in the order they were
+// added. It holds one tree blob in memory at a time.
+func (r *Repo) Walk(ctx context.Context, s *Snapshot, fn func(File) error) error {
+	t, err := r.newTreeReader(ctx, s, treePos{})
+	if err != nil {
+		return err
+	}
+	for {
+		it, err := t.item()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("while walking snapshot %s: %w", s.ID, err)
+		}
+		if it.kind == itemFile {
+			if err := fn(it.file); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// dirCache remembers where the files of recently opened snapshots are.
+type dirCache struct {
+	mu      sync.Mutex
+	entries []*snapshotDir // most recent last
+}
+
+const dirCacheSize = 2
+
+// snapshotDir maps path hashes to tree positions: 16 bytes and a little
+// per file (100k files: a few MiB).
+type snapshotDir struct {
+	id   SnapshotID
+	seed maphash.Seed
+	pos  map[uint64][]treePos
+}
+
+func (c *dirCache) get(id SnapshotID) *snapshotDir {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, d := range c.entries {
+		if d.id == id {
+			c.entries = append(append(c.entries[:i:i], c.entries[i+1:]...), d)
+			return d
+		}
+	}
+	return nil
+}
+
+func (c *dirCache) put(d *snapshotDir) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = append(c.entries, d)
+	if len(c.entries) > dirCacheSize {
+		c.entries = c.entries[len(c.entries)-dirCacheSize:]
+	}
+}
+
+// directory returns the path directory of a snapshot, building it with one
+// pass over the tree.
+func (r *Repo) directory(ctx context.Context, s *Snapshot) (*snapshotDir, error) {
+	if d := r.dirs.get(s.ID); d != nil {
+		return d, nil
+	}
+	d := &snapshotDir{id: s.ID, seed: maphash.MakeSeed(), pos: make(map[uint64][]treePos)}
+	t, err := r.newTreeReader(ctx, s, treePos{})
+	if err != nil {
+		return nil, err
+	}
+	for {
+		p := t.pos()
+		it, err := t.item()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("while reading snapshot %s: %w", s.ID, err)
+		}
+		if it.kind == itemFile {
+			h := maphash.String(d.seed, it.file.Path)
+			d.pos[h] = append(d.pos[h], p)
+		}
+	}
+	r.dirs.put(d)
+	return d, nil
+}
+
+// OpenFile opens a regular file of the snapshot for reading. Every chunk is
+// verified (AEAD and content ID) as it is read; damage is an error, never
+// wrong bytes. Reads run a few chunks ahead.
+func (r *Repo) OpenFile(ctx context.Context, s *Snapshot, path string) (io.ReadCloser, error) {
+	d, err := r.directory(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range d.pos[maphash.String(d.seed, path)] {
+		t, err := r.newTreeReader(ctx, s, p)
+		if err != nil {
+			return nil, err
+		}
+		it, err := t.item()
+		if err != nil {
+			return nil, fmt.Errorf("while opening %q: %w", path, err)
+		}
+		if it.kind != itemFile || it.file.Path != path {
+			continue
+		}
+		if it.file.Type != TypeRegular {
+			return nil, fmt.Errorf("while opening %q: it is a %v", path, it.file.Type)
+		}
+		return newFileReader(ctx, r, t, it.file), nil
+	}
+	return nil, fmt.Errorf("while opening %q in snapshot %s: %w", path, s.ID, ErrNotFound)
+}
+
+// readAhead is how many chunks a file reader fetches ahead.
+const readAhead = 4
+
+type fetch struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// fileReader streams a file's chunks in order.
+type fileReader struct {
+	r      *Repo
+	ctx    context.Context
+	cancel context.CancelFunc
+	t      *treeReader
+	file   File
+	queue  []*fetch
+	ended  bool // the tree's end item was seen
+	cur    []byte
+	err    error
+	wg     sync.WaitGroup
+}
+
+func newFileReader(ctx context.Context, r *Repo, t *treeReader, f File) *fileReader {
+	ctx, cancel := context.WithCancel(ctx)
+	t.ctx = ctx
+	fr := &fileReader{r: r, ctx: ctx, cancel: cancel, t: t, file: f}
+	return fr
+}
+
+// fill starts fetches up to readAhead.
+func (f *fileReader) fill() error {
+	for !f.ended && len(f.queue) < readAhead {
+		it, err := f.t.item()
+		if err != nil {
+			return fmt.Errorf("while reading %q: %w", f.file.Path, err)
+		}
+		switch it.kind {
+		case itemEnd:
+			f.ended = true
+			return nil
+		case itemChunk:
+		default:
+			return fmt.Errorf("while reading %q: %w: unexpected tree item %d", f.file.Path, ErrCorrupt, it.kind)
+		}
+		ft := &fetch{done: make(chan struct{})}
+		f.queue = append(f.queue, ft)
+		id, n := it.id, it.rawLen
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			defer close(ft.done)
+			ft.data, ft.err = f.r.loadBlob(f.ctx, BlobData, id, n, f.r.keys.newIDHasher())
+			if ft.err != nil {
+				ft.err = fmt.Errorf("while reading %q: %w", f.file.Path, ft.err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Read implements io.Reader.
+func (f *fileReader) Read(p []byte) (int, error) {
+	for len(f.cur) == 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if err := f.fill(); err != nil {
+			f.err = err
+			return 0, err
+		}
+		if len(f.queue) == 0 {
+			f.err = io.EOF
+			return 0, io.EOF
+		}
+		ft := f.queue[0]
+		f.queue = f.queue[1:]
+		select {
+		case <-ft.done:
+		case <-f.ctx.Done():
+			f.err = f.ctx.Err()
+			return 0, f.err
+		}
+		if ft.err != nil {
+			f.err = ft.err
+			return 0, ft.err
+		}
+		f.cur = ft.data
+	}
+	n := copy(p, f.cur)
+	f.cur = f.cur[n:]
+	return n, nil
+}
+
+// Close stops read-ahead.
+func (f *fileReader) Close() error {
+	f.cancel()
+	f.wg.Wait()
+	if f.err == nil {
+		f.err = errors.New("read of a closed file")
+	}
+	return nil
+}
