@@ -53,11 +53,12 @@ func (c *CheckReport) OK() bool { return len(c.Problems) == 0 && len(c.DamagedSn
 
 // checker holds Check's state.
 type checker struct {
-	r      *Repo
-	ctx    context.Context
-	rep    *CheckReport
-	loc    *locIndex
-	stored map[ID]uint64 // pack -> size in storage
+	snapshots []ID // listed before anything else
+	r         *Repo
+	ctx       context.Context
+	rep       *CheckReport
+	loc       *locIndex
+	stored    map[ID]uint64 // pack -> size in storage
 	// per indexed pack: the hash of its blob list, to compare with its header
 	listHash map[uint32][32]byte
 	badPack  map[uint32]bool // packs missing or damaged outside known blobs
@@ -80,6 +81,12 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckReport, erro
 		hasher: r.keys.newIDHasher(),
 	}
 	if err := c.checkKeysAndConfig(); err != nil {
+		return nil, err
+	}
+	// Snapshots are listed first, then packs and index: the reverse of the
+	// order a backup writes them (R-write order), so a backup committing
+	// during the check is either wholly seen or not at all.
+	if err := c.listSnapshots(); err != nil {
 		return nil, err
 	}
 	if err := c.list(); err != nil {
@@ -288,18 +295,22 @@ func (c *checker) healthy(id *ID) bool {
 	return false
 }
 
-func (c *checker) checkSnapshots() error {
-	var ids []ID
+// listSnapshots records the snapshots that exist when the check starts.
+func (c *checker) listSnapshots() error {
 	err := c.r.st.List(c.ctx, snapshotPrefix, func(i storage.Info) error {
 		if id, ok := parseObjectName(snapshotPrefix, i.Name); ok {
-			ids = append(ids, id)
+			c.snapshots = append(c.snapshots, id)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("while listing snapshots: %w", err)
 	}
-	for _, id := range ids {
+	return nil
+}
+
+func (c *checker) checkSnapshots() error {
+	for _, id := range c.snapshots {
 		c.rep.Snapshots++
 		damaged, err := c.checkSnapshot(id)
 		if err != nil {
