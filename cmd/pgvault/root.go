@@ -9,7 +9,7 @@ func newRootCmd(e *env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(e))
+	root.AddCommand(newServeCmd(e), newBenchCmd(e))
 	addClientCommands(root, e)
 	return root
 }
