@@ -270,7 +270,7 @@ func (c *checker) readPack(no uint32, p *packRef) error {
 			}
 		}
 		if err != nil {
-			c.problem(name, fmt.Errorf("blob at %d: %w", off, err))
+			c.problem(name, fmt.Errorf("while verifying the blob at %d: %w", off, err))
 			c.badBlob[uint64(no)<<32|uint64(off)] = true
 			damagedBlobs++
 		}
@@ -353,7 +353,7 @@ func (c *checker) checkSnapshot(id ID) (bool, error) {
 			if c.ctx.Err() != nil {
 				return false, err
 			}
-			c.problem(name, fmt.Errorf("tree blob %d: %w", i, err))
+			c.problem(name, fmt.Errorf("while reading tree blob %d: %w", i, err))
 			return true, nil
 		}
 		err = parseTreeBlob(b, func(_ int, it *treeItem) error {
@@ -373,7 +373,7 @@ func (c *checker) checkSnapshot(id ID) (bool, error) {
 			return nil
 		})
 		if err != nil {
-			c.problem(name, fmt.Errorf("tree blob %d: %w", i, err))
+			c.problem(name, fmt.Errorf("while reading tree blob %d: %w", i, err))
 			return true, nil
 		}
 	}

@@ -79,11 +79,11 @@ func blobNonce(nonce *[12]byte, i uint64) []byte {
 	return nonce[:]
 }
 
-// headerNonce is the nonce of a pack's header: no blob offset maps to it.
-var headerNonce = [12]byte{0, 0, 0, 1}
+// headerNonce returns the nonce of a pack's header: no blob offset maps to it.
+func headerNonce() []byte { return []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0} }
 
-// zeroNonce is used where a key seals exactly one message.
-var zeroNonce [12]byte
+// zeroNonce returns the nonce used where a key seals exactly one message.
+func zeroNonce() []byte { return make([]byte, 12) }
 
 // blobAAD is the additional data of a blob: its type and ID.
 func blobAAD(aad *[33]byte, t BlobType, id ID) []byte {
@@ -138,7 +138,7 @@ func wrapKey(masterKey []byte, repoID [16]byte, repoKey []byte) []byte {
 	salt := randomBytes(32)
 	b = append(b, salt...)
 	aead := newGCM(derive(masterKey, salt, infoKeyWrap))
-	return aead.Seal(b, zeroNonce[:], repoKey, b[:keyHeaderLen])
+	return aead.Seal(b, zeroNonce(), repoKey, b[:keyHeaderLen])
 }
 
 // errKeyMismatch: a well-formed key object that this master key does not open.
@@ -163,7 +163,7 @@ func unwrapKey(masterKey, data []byte) (repoID [16]byte, repoKey []byte, err err
 	copy(repoID[:], data[7:23])
 	salt := data[23:55]
 	aead := newGCM(derive(masterKey, salt, infoKeyWrap))
-	key, err := aead.Open(nil, zeroNonce[:], data[keyHeaderLen:], data[:keyHeaderLen])
+	key, err := aead.Open(nil, zeroNonce(), data[keyHeaderLen:], data[:keyHeaderLen])
 	if err != nil {
 		return repoID, nil, errKeyMismatch
 	}
@@ -266,7 +266,7 @@ func (c *codec) seal(k *keys, t ObjectType, payload []byte) []byte {
 	salt := randomBytes(32)
 	b = append(b, salt...)
 	aead := newGCM(derive(k.object, salt, infoObjectKey+t.String()))
-	return aead.Seal(b, zeroNonce[:], plain, b[:envelopeHeaderLen])
+	return aead.Seal(b, zeroNonce(), plain, b[:envelopeHeaderLen])
 }
 
 // checkEnvelope checks a sealed object's plaintext header.
@@ -289,7 +289,7 @@ func (c *codec) open(k *keys, t ObjectType, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	aead := newGCM(derive(k.object, data[6:envelopeHeaderLen], infoObjectKey+t.String()))
-	plain, err := aead.Open(nil, zeroNonce[:], data[envelopeHeaderLen:], data[:envelopeHeaderLen])
+	plain, err := aead.Open(nil, zeroNonce(), data[envelopeHeaderLen:], data[:envelopeHeaderLen])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v does not authenticate", ErrCorrupt, t)
 	}

@@ -31,6 +31,7 @@ const (
 	ObjectPrunePlan ObjectType = 5
 )
 
+// String names the object type.
 func (t ObjectType) String() string {
 	switch t {
 	case ObjectConfig:
@@ -58,6 +59,7 @@ const (
 
 func (t BlobType) valid() bool { return t == BlobData || t == BlobTree }
 
+// String names the blob type.
 func (t BlobType) String() string {
 	switch t {
 	case BlobData:
@@ -162,7 +164,7 @@ func ParseID(s string) (ID, error) {
 		return id, fmt.Errorf("invalid ID %q: want %d hex digits", s, 2*len(id))
 	}
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("invalid ID %q: %w", s, err)
+		return id, fmt.Errorf("while parsing ID %q: %w", s, err)
 	}
 	return id, nil
 }

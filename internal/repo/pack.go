@@ -97,7 +97,7 @@ func (k *keys) openPack(pack []byte) (trailer, []packBlob, cipher.AEAD, error) {
 	}
 	hstart := size - trailerLen - uint64(t.headerLen)
 	aead := k.packAEAD(t.salt[:])
-	plain, err := aead.Open(nil, headerNonce[:], pack[hstart:size-trailerLen], pack[size-trailerLen:])
+	plain, err := aead.Open(nil, headerNonce(), pack[hstart:size-trailerLen], pack[size-trailerLen:])
 	if err != nil {
 		return t, nil, nil, fmt.Errorf("%w: pack header does not authenticate", ErrCorrupt)
 	}

@@ -180,12 +180,12 @@ func Open(ctx context.Context, st storage.Storage, masterKey []byte) (*Repo, err
 		k := deriveKeys(repoKey)
 		payload, err := c.open(k, ObjectConfig, cfgObj)
 		if err != nil {
-			opened = append(opened, fmt.Errorf("config: %w", err))
+			opened = append(opened, fmt.Errorf("while opening the config: %w", err))
 			return nil
 		}
 		cfg, err := parseConfig(payload)
 		if err != nil {
-			opened = append(opened, fmt.Errorf("config: %w", err))
+			opened = append(opened, fmt.Errorf("while opening the config: %w", err))
 			return nil
 		}
 		r := &Repo{st: st, keys: k, cfg: cfg, codec: c}
@@ -378,7 +378,7 @@ func (r *Repo) loadBlobAt(ctx context.Context, t BlobType, id ID, rawLen int, l 
 	}
 	plain, err := openBlob(r.keys.packAEAD(l.pack.salt[:]), sealed, sealed, l.off, t, id)
 	if err != nil {
-		return nil, fmt.Errorf("in %s at %d: %w", name, l.off, err)
+		return nil, fmt.Errorf("while reading %s at %d: %w", name, l.off, err)
 	}
 	exact, limit := rawLen >= 0, rawLen
 	if !exact {
@@ -386,7 +386,7 @@ func (r *Repo) loadBlobAt(ctx context.Context, t BlobType, id ID, rawLen int, l 
 	}
 	out, err := r.codec.decompressBlob(plain, limit, exact)
 	if err != nil {
-		return nil, fmt.Errorf("%v blob %s in %s at %d: %w", t, id, name, l.off, err)
+		return nil, fmt.Errorf("while decompressing %v blob %s in %s at %d: %w", t, id, name, l.off, err)
 	}
 	if got := hasher.sum(t, out); got != id {
 		return nil, fmt.Errorf("%w: %v blob in %s at %d has ID %s, want %s", ErrCorrupt, t, name, l.off, got, id)

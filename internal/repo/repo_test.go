@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -248,5 +250,67 @@ func TestMetaLimits(t *testing.T) {
 		if _, err := w.Commit(ctx, meta); err == nil {
 			t.Error("bad metadata accepted")
 		}
+	}
+}
+
+// TestManyFiles writes a tree that spans many tree blobs, reads files from
+// its middle and end, and checks that tree blobs deduplicate: changing one
+// file of 3000 stores only the tree blobs around it.
+func TestManyFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, _ := newTestRepo(t)
+	var files []testFile
+	for i := range 3000 {
+		files = append(files, regular(fmt.Sprintf("base/16384/%d", 100000+i), []byte(fmt.Sprintf("file %d", i))))
+	}
+	s1 := writeSnapshot(t, r, WriterOptions{}, files, nil)
+	if s1.Stats.TreeBlobs < 3 {
+		t.Fatalf("the tree has only %d blobs; the test needs several", s1.Stats.TreeBlobs)
+	}
+	for _, i := range []int{0, 1500, 2999} {
+		b, err := readFile(t, r, s1, files[i].Path)
+		if err != nil || !bytes.Equal(b, files[i].data) {
+			t.Fatalf("file %d: %q, %v", i, b, err)
+		}
+	}
+	files[1500] = regular(files[1500].Path, []byte("changed"))
+	s2 := writeSnapshot(t, r, WriterOptions{}, files, nil)
+	if s2.Stats.NewChunks != 1 || s2.Stats.NewTree > 2 {
+		t.Errorf("one changed file stored %d chunks and %d of %d tree blobs", s2.Stats.NewChunks, s2.Stats.NewTree, s2.Stats.TreeBlobs)
+	}
+	b, err := readFile(t, r, s2, files[1500].Path)
+	if err != nil || string(b) != "changed" {
+		t.Errorf("read back %q, %v", b, err)
+	}
+	n := 0
+	if err := r.Walk(ctx, s2, func(File) error { n++; return nil }); err != nil || n != 3000 {
+		t.Errorf("Walk: %d files, %v", n, err)
+	}
+	mustCheck(t, r, CheckOptions{ReadData: true})
+}
+
+// TestStaleLockRefusesCommit: a writer whose lock went unrefreshed for too
+// long must not commit (R34).
+func TestStaleLockRefusesCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, _ := newTestRepo(t)
+	w, err := r.NewWriter(ctx, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddFile(ctx, File{Path: "a", Type: TypeRegular, Size: 1}, bytes.NewReader([]byte{1})); err != nil {
+		t.Fatal(err)
+	}
+	w.lock.mu.Lock()
+	w.lock.lastOK = time.Now().Add(-LockStaleAfter)
+	w.lock.mu.Unlock()
+	if _, err := w.Commit(ctx, nil); err == nil || !strings.Contains(err.Error(), "lock") {
+		t.Fatalf("Commit with a stale lock = %v", err)
+	}
+	snaps, err := r.Snapshots(ctx)
+	if err != nil || len(snaps) != 0 {
+		t.Errorf("snapshots: %v, %v", snaps, err)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	TypeSymlink FileType = 3
 )
 
+// String names the file type.
 func (t FileType) String() string {
 	switch t {
 	case TypeRegular:

@@ -679,7 +679,7 @@ func (p *packer) flush() error {
 func (p *packer) finish(op *openPack) error {
 	header := encodePackHeader(op.blobs)
 	tr := appendTrailer(nil, trailer{salt: op.salt, headerLen: uint32(len(header) + 16)})
-	b := op.aead.Seal(op.buf[:op.off], headerNonce[:], header, tr)
+	b := op.aead.Seal(op.buf[:op.off], headerNonce(), header, tr)
 	b = append(b, tr...)
 	sp := &sealedPack{id: objectID(b), data: b, buf: op.buf, salt: op.salt, blobs: op.blobs}
 	select {
