@@ -44,6 +44,15 @@ func writeList[T any](s *Server, w http.ResponseWriter, r *http.Request, page va
 	return nil
 }
 
+// respond answers 200 with v, or returns err.
+func respond(w http.ResponseWriter, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	arm.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
 // writeDeleted answers a delete: 200 when something was deleted, 204 when
 // there was nothing to delete.
 func writeDeleted(w http.ResponseWriter, existed bool) {
@@ -83,11 +92,7 @@ func (s *Server) putResourceGroup(w http.ResponseWriter, r *http.Request, p arm.
 
 func (s *Server) getResourceGroup(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	rg, err := s.svc.ResourceGroup(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, rg)
-	return nil
+	return respond(w, rg, err)
 }
 
 func (s *Server) headResourceGroup(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -158,11 +163,7 @@ func (s *Server) putVault(w http.ResponseWriter, r *http.Request, p arm.Params) 
 
 func (s *Server) getVault(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	v, err := s.svc.Vault(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return respond(w, v, err)
 }
 
 func (s *Server) patchVault(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -171,11 +172,7 @@ func (s *Server) patchVault(w http.ResponseWriter, r *http.Request, p arm.Params
 		return e
 	}
 	v, err := s.svc.PatchVault(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), &in, principal(r))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, v)
-	return nil
+	return respond(w, v, err)
 }
 
 func (s *Server) deleteVault(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -211,11 +208,7 @@ func (s *Server) checkVaultName(w http.ResponseWriter, r *http.Request, p arm.Pa
 		return arm.Errorf(http.StatusBadRequest, "MissingProperty", "The name to check is required.").WithTarget("name")
 	}
 	res, err := s.svc.CheckVaultName(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), in.Name, in.Type)
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, res)
-	return nil
+	return respond(w, res, err)
 }
 
 // --- policies ---
@@ -232,20 +225,12 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, p arm.Params)
 		return e
 	}
 	pol, err := s.svc.PutPolicy(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupPolicyName"), bp, principal(r))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, pol)
-	return nil
+	return respond(w, pol, err)
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	pol, err := s.svc.Policy(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupPolicyName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, pol)
-	return nil
+	return respond(w, pol, err)
 }
 
 func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, p arm.Params) error {

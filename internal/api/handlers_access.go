@@ -43,11 +43,7 @@ func (s *Server) putRoleAssignment(w http.ResponseWriter, r *http.Request, p arm
 
 func (s *Server) getRoleAssignment(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	ra, err := s.svc.RoleAssignment(r.Context(), p.Get("scope"), p.Get("roleAssignmentName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, ra)
-	return nil
+	return respond(w, ra, err)
 }
 
 func (s *Server) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -75,11 +71,7 @@ func (s *Server) listRoleAssignments(w http.ResponseWriter, r *http.Request, p a
 
 func (s *Server) getRoleDefinition(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	rd, err := s.svc.RoleDefinition(p.Get("scope"), p.Get("roleDefinitionId"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, rd)
-	return nil
+	return respond(w, rd, err)
 }
 
 func (s *Server) listRoleDefinitions(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -121,11 +113,7 @@ func (s *Server) putServicePrincipal(w http.ResponseWriter, r *http.Request, p a
 
 func (s *Server) getServicePrincipal(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	sp, err := s.svc.ServicePrincipal(r.Context(), p.Get("servicePrincipalName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, sp)
-	return nil
+	return respond(w, sp, err)
 }
 
 func (s *Server) deleteServicePrincipal(w http.ResponseWriter, r *http.Request, p arm.Params) error {

@@ -40,11 +40,7 @@ func (s *Server) adhocBackup(w http.ResponseWriter, r *http.Request, p arm.Param
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	j, err := s.svc.Job(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("jobId"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, j)
-	return nil
+	return respond(w, j, err)
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -61,11 +57,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p arm.Params) 
 
 func (s *Server) getRecoveryPoint(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	rp, err := s.svc.RecoveryPoint(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), p.Get("recoveryPointId"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, rp)
-	return nil
+	return respond(w, rp, err)
 }
 
 func (s *Server) listRecoveryPoints(w http.ResponseWriter, r *http.Request, p arm.Params) error {

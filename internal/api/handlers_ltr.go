@@ -51,11 +51,7 @@ func (s *Server) startLtrBackup(w http.ResponseWriter, r *http.Request, p arm.Pa
 
 func (s *Server) getLtrBackupOperation(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	op, err := s.svc.LtrBackupOperation(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("serverName"), p.Get("backupName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, op)
-	return nil
+	return respond(w, op, err)
 }
 
 func (s *Server) listLtrBackupOperations(w http.ResponseWriter, r *http.Request, p arm.Params) error {

@@ -53,11 +53,7 @@ func (s *Server) putServer(w http.ResponseWriter, r *http.Request, p arm.Params)
 
 func (s *Server) getServer(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	srv, err := s.svc.Server(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("serverName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, srv)
-	return nil
+	return respond(w, srv, err)
 }
 
 func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -152,11 +148,7 @@ func (s *Server) putBackupInstance(w http.ResponseWriter, r *http.Request, p arm
 
 func (s *Server) getBackupInstance(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	bi, err := s.svc.BackupInstance(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"))
-	if err != nil {
-		return err
-	}
-	arm.WriteJSON(w, http.StatusOK, bi)
-	return nil
+	return respond(w, bi, err)
 }
 
 func (s *Server) listBackupInstances(w http.ResponseWriter, r *http.Request, p arm.Params) error {
