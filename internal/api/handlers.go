@@ -32,6 +32,20 @@ func after(r *http.Request) (string, error) {
 	return string(b), nil
 }
 
+// serveList answers one page of a list: list gets the position after
+// which the page starts (from $skipToken) and the page size.
+func serveList[T any](s *Server, w http.ResponseWriter, r *http.Request, list func(after string, pageSize int) (vault.Page[T], error)) error {
+	a, err := after(r)
+	if err != nil {
+		return err
+	}
+	page, err := list(a, s.pageSize)
+	if err != nil {
+		return err
+	}
+	return writeList(s, w, r, page)
+}
+
 func writeList[T any](s *Server, w http.ResponseWriter, r *http.Request, page vault.Page[T]) error {
 	resp := listResponse[T]{Value: page.Items}
 	if resp.Value == nil {
@@ -113,15 +127,9 @@ func (s *Server) deleteResourceGroup(w http.ResponseWriter, r *http.Request, p a
 }
 
 func (s *Server) listResourceGroups(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListResourceGroups(r.Context(), p.Get("subscriptionId"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.ResourceGroup], error) {
+		return s.svc.ListResourceGroups(r.Context(), p.Get("subscriptionId"), a, n)
+	})
 }
 
 // --- vaults ---
@@ -185,15 +193,9 @@ func (s *Server) deleteVault(w http.ResponseWriter, r *http.Request, p arm.Param
 }
 
 func (s *Server) listVaults(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListVaults(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.Vault], error) {
+		return s.svc.ListVaults(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), a, n)
+	})
 }
 
 func (s *Server) checkVaultName(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -243,15 +245,9 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, p arm.Para
 }
 
 func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListPolicies(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.Policy], error) {
+		return s.svc.ListPolicies(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, n)
+	})
 }
 
 // --- operations ---

@@ -126,13 +126,7 @@ func (s *Server) deleteServicePrincipal(w http.ResponseWriter, r *http.Request, 
 }
 
 func (s *Server) listServicePrincipals(w http.ResponseWriter, r *http.Request, _ arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListServicePrincipals(r.Context(), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.ServicePrincipal], error) {
+		return s.svc.ListServicePrincipals(r.Context(), a, n)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/pgvault/pgvault/internal/api/arm"
+	"github.com/pgvault/pgvault/internal/vault"
 )
 
 func (s *Server) adhocBackup(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -44,15 +45,9 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p arm.Params) er
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListJobs(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.JobResource], error) {
+		return s.svc.ListJobs(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, n)
+	})
 }
 
 func (s *Server) getRecoveryPoint(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -61,13 +56,7 @@ func (s *Server) getRecoveryPoint(w http.ResponseWriter, r *http.Request, p arm.
 }
 
 func (s *Server) listRecoveryPoints(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListRecoveryPoints(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.RecoveryPointResource], error) {
+		return s.svc.ListRecoveryPoints(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), a, n)
+	})
 }

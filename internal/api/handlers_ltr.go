@@ -55,15 +55,9 @@ func (s *Server) getLtrBackupOperation(w http.ResponseWriter, r *http.Request, p
 }
 
 func (s *Server) listLtrBackupOperations(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListLtrBackupOperations(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("serverName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.LtrBackupOperation], error) {
+		return s.svc.ListLtrBackupOperations(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("serverName"), a, n)
+	})
 }
 
 // ltrOperation loads an LTR backup operation of the request's subscription;

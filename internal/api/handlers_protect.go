@@ -66,15 +66,9 @@ func (s *Server) deleteServer(w http.ResponseWriter, r *http.Request, p arm.Para
 }
 
 func (s *Server) listServers(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListServers(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.Server], error) {
+		return s.svc.ListServers(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), a, n)
+	})
 }
 
 func (s *Server) ltrPreBackup(w http.ResponseWriter, r *http.Request, p arm.Params) error {
@@ -152,15 +146,9 @@ func (s *Server) getBackupInstance(w http.ResponseWriter, r *http.Request, p arm
 }
 
 func (s *Server) listBackupInstances(w http.ResponseWriter, r *http.Request, p arm.Params) error {
-	a, err := after(r)
-	if err != nil {
-		return err
-	}
-	page, err := s.svc.ListBackupInstances(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, s.pageSize)
-	if err != nil {
-		return err
-	}
-	return writeList(s, w, r, page)
+	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.BackupInstanceResource], error) {
+		return s.svc.ListBackupInstances(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), a, n)
+	})
 }
 
 func (s *Server) deleteBackupInstance(w http.ResponseWriter, r *http.Request, p arm.Params) error {

@@ -251,22 +251,6 @@ func BenchmarkWriteStream(b *testing.B) {
 	}
 }
 
-var dumpData = flag.String("repo.dumpdata", "", "write the synthetic benchmark data set to this file (for comparing with other tools)")
-
-func TestDumpBenchData(t *testing.T) {
-	if *dumpData == "" {
-		t.Skip("set -repo.dumpdata=FILE")
-	}
-	files, _ := loadBenchData(*benchMiB)
-	var all []byte
-	for _, f := range files {
-		all = append(all, f.data...)
-	}
-	if err := os.WriteFile(*dumpData, all, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 var pgDir = flag.String("repo.pgdir", "", "a PostgreSQL data directory (stopped or checkpointed) that BenchmarkWriteDir backs up")
 
 // BenchmarkWriteDir backs up a real data directory (without pg_wal) from
