@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -163,53 +162,6 @@ func sha256File(t *testing.T, path string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// untar extracts a tar archive into dir (created).
-func untar(t *testing.T, path, dir string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := strings.TrimSuffix(hdr.Name, "/")
-		if !filepath.IsLocal(name) {
-			t.Fatalf("%s: entry %q leaves the directory", path, hdr.Name)
-		}
-		target := filepath.Join(dir, name)
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			err = os.MkdirAll(target, os.FileMode(hdr.Mode).Perm())
-		case tar.TypeReg:
-			var out *os.File
-			if out, err = os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, os.FileMode(hdr.Mode).Perm()); err == nil {
-				_, err = io.Copy(out, tr)
-				if cerr := out.Close(); err == nil {
-					err = cerr
-				}
-			}
-		case tar.TypeSymlink:
-			err = os.Symlink(hdr.Linkname, target)
-		default:
-			err = fmt.Errorf("unexpected entry type %q", hdr.Typeflag)
-		}
-		if err != nil {
-			t.Fatalf("%s: %s: %v", path, hdr.Name, err)
-		}
-	}
-}
-
 // verifyBackup runs pg_verifybackup on a restored data directory.
 func verifyBackup(t *testing.T, dataDir string) {
 	t.Helper()
@@ -317,7 +269,7 @@ func TestLtrBackupToBlobContainer(t *testing.T) {
 
 	// Restore: extract, verify, start, compare.
 	dataDir := filepath.Join(pgtest.TempDir(t), "data")
-	untar(t, filepath.Join(dl, "base.tar"), dataDir)
+	pgtest.ExtractTar(t, filepath.Join(dl, "base.tar"), dataDir)
 	copyTo(t, filepath.Join(dl, "backup_manifest"), filepath.Join(dataDir, "backup_manifest"))
 	verifyBackup(t, dataDir)
 	dst := pgtest.StartExisting(t, dataDir, pgtest.Options{})
@@ -436,8 +388,8 @@ func TestLtrBackupToDirectory(t *testing.T) {
 	// Restore the tablespace elsewhere, as pg_basebackup's tar format allows.
 	restore := pgtest.TempDir(t)
 	dataDir, tsNew := filepath.Join(restore, "data"), filepath.Join(restore, "ts")
-	untar(t, filepath.Join(out, "base.tar"), dataDir)
-	untar(t, filepath.Join(out, tsOID+".tar"), tsNew)
+	pgtest.ExtractTar(t, filepath.Join(out, "base.tar"), dataDir)
+	pgtest.ExtractTar(t, filepath.Join(out, tsOID+".tar"), tsNew)
 	link := filepath.Join(dataDir, "pg_tblspc", tsOID)
 	_ = os.Remove(link)
 	if err := os.Symlink(tsNew, link); err != nil {

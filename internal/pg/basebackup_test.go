@@ -186,8 +186,8 @@ func testBaseBackupRoundTrip(t *testing.T, major int) {
 	// tablespace_map tells the server.
 	restore := pgtest.TempDir(t)
 	dataDir, tsNew := filepath.Join(restore, "data"), filepath.Join(restore, "ts")
-	extractTar(t, filepath.Join(res.dir, pg.BaseArchiveName), dataDir)
-	extractTar(t, filepath.Join(res.dir, tsOID+".tar"), tsNew)
+	pgtest.ExtractTar(t, filepath.Join(res.dir, pg.BaseArchiveName), dataDir)
+	pgtest.ExtractTar(t, filepath.Join(res.dir, tsOID+".tar"), tsNew)
 	link := filepath.Join(dataDir, "pg_tblspc", tsOID)
 	if target, err := os.Readlink(link); err == nil {
 		t.Logf("base.tar links pg_tblspc/%s to %s", tsOID, target)
@@ -441,55 +441,6 @@ func verifyBackup(t *testing.T, dataDir string, major int) {
 		t.Fatalf("pg_verifybackup %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	t.Logf("pg_verifybackup %s: %s", strings.Join(args, " "), bytes.TrimSpace(out))
-}
-
-// extractTar extracts a tar archive into dir (created).
-func extractTar(t *testing.T, path, dir string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := strings.TrimSuffix(hdr.Name, "/")
-		if !filepath.IsLocal(name) {
-			t.Fatalf("%s: entry %q leaves the directory", path, hdr.Name)
-		}
-		target := filepath.Join(dir, name)
-		mode := os.FileMode(hdr.Mode).Perm()
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			err = os.MkdirAll(target, mode)
-		case tar.TypeReg:
-			var out *os.File
-			out, err = os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-			if err == nil {
-				_, err = io.Copy(out, tr)
-				if cerr := out.Close(); err == nil {
-					err = cerr
-				}
-			}
-		case tar.TypeSymlink:
-			err = os.Symlink(hdr.Linkname, target)
-		default:
-			err = fmt.Errorf("unexpected entry type %q", hdr.Typeflag)
-		}
-		if err != nil {
-			t.Fatalf("%s: %s: %v", path, hdr.Name, err)
-		}
-	}
 }
 
 func copyFile(t *testing.T, from, to string) {
