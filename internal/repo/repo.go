@@ -222,10 +222,22 @@ func (r *Repo) Close() error {
 // ID returns the repository's ID (hex).
 func (r *Repo) ID() string { return r.cfg.ID }
 
+// putBytes stores b under name. A content-named object that is already
+// there is the identical object (R2), so that is success; and when a Put of
+// one fails, a Stat tells a Put whose reply was lost (the object is there,
+// whole, since Put is atomic) from one that failed.
 func putBytes(ctx context.Context, st storage.Storage, name string, b []byte, contentNamed bool) error {
 	err := st.Put(ctx, name, bytes.NewReader(b), int64(len(b)), storage.PutOptions{IfAbsent: contentNamed})
-	if contentNamed && errors.Is(err, storage.ErrAlreadyExists) {
-		return nil // the identical object is there (R2)
+	if !contentNamed || err == nil {
+		return err
+	}
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return nil
+	}
+	if ctx.Err() == nil {
+		if info, serr := st.Stat(ctx, name); serr == nil && info.Size == int64(len(b)) {
+			return nil
+		}
 	}
 	return err
 }
