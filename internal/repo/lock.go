@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -32,27 +33,52 @@ type writerLock struct {
 	err    error
 }
 
-// newLock stores a lock object and starts refreshing it every interval.
+// newLock stores a writer's lock object and starts refreshing it every
+// interval.
 func (r *Repo) newLock(ctx context.Context, interval time.Duration) (*writerLock, error) {
+	l, err := r.takeLock(ctx, locksPrefix+hex.EncodeToString(randomBytes(16)), interval, false)
+	if err != nil {
+		return nil, fmt.Errorf("while storing the writer lock: %w", err)
+	}
+	return l, nil
+}
+
+// takeLock stores the lock object name (with exclusive, only if it does not
+// exist: storage.ErrAlreadyExists otherwise) and starts refreshing it every
+// interval.
+func (r *Repo) takeLock(ctx context.Context, name string, interval time.Duration, exclusive bool) (*writerLock, error) {
 	now := time.Now().UTC()
 	l := &writerLock{
-		r: r, name: locksPrefix + hex.EncodeToString(randomBytes(16)), created: now,
+		r: r, name: name, created: now,
 		stopc: make(chan struct{}), done: make(chan struct{}),
 	}
-	if err := l.put(ctx, now); err != nil {
-		return nil, fmt.Errorf("while storing the writer lock: %w", err)
+	payload, err := l.payload(now)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.st.Put(ctx, name, bytes.NewReader(payload), int64(len(payload)), storage.PutOptions{IfAbsent: exclusive}); err != nil {
+		return nil, err
 	}
 	l.lastOK = now
 	go l.refresh(context.WithoutCancel(ctx), interval)
 	return l, nil
 }
 
-func (l *writerLock) put(ctx context.Context, now time.Time) error {
+// payload is the sealed lock object as of now.
+func (l *writerLock) payload(now time.Time) ([]byte, error) {
 	payload, err := json.Marshal(lockPayload{Version: lockVersion, Created: l.created, Refreshed: now})
+	if err != nil {
+		return nil, err
+	}
+	return l.r.codec.seal(l.r.keys, ObjectLock, payload), nil
+}
+
+func (l *writerLock) put(ctx context.Context, now time.Time) error {
+	b, err := l.payload(now)
 	if err != nil {
 		return err
 	}
-	return putBytes(ctx, l.r.st, l.name, l.r.codec.seal(l.r.keys, ObjectLock, payload), false)
+	return putBytes(ctx, l.r.st, l.name, b, false)
 }
 
 func (l *writerLock) refresh(ctx context.Context, interval time.Duration) {
@@ -108,6 +134,11 @@ type prunePlan struct {
 	Version int       `json:"version"`
 	Created time.Time `json:"created"`
 	Packs   []ID      `json:"packs"`
+	// LocksListed says that Locks holds the writer locks present after the
+	// plan's packs were first published (the plan is complete); a plan
+	// without it is not swept (R37).
+	LocksListed bool     `json:"locks_listed,omitempty"`
+	Locks       []string `json:"locks,omitempty"`
 }
 
 func parsePrunePlan(b []byte) (prunePlan, error) {
