@@ -89,8 +89,12 @@ type PruneReport struct {
 	Swept bool
 	// Waiting says why a pending plan could not be swept yet ("" if none).
 	Waiting string
-	// Snapshots is the number of snapshots whose blobs were kept.
+	// Snapshots is the number of snapshots whose blobs were kept, LiveBlobs
+	// the blobs they reference and LiveBytes their stored size (each blob
+	// counted once), as of the last scan.
 	Snapshots int
+	LiveBlobs int
+	LiveBytes int64
 	// PacksDeleted and BytesDeleted count the packs the sweep deleted,
 	// PacksRepacked those of them whose live blobs it copied first, into
 	// PacksWritten new packs of BytesWritten (BlobsCopied blobs).
@@ -464,13 +468,21 @@ func (p *pruner) scan() (*scanState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("while listing packs: %w", err)
 	}
+	counted := make(map[ID]struct{})
+	p.rep.LiveBlobs, p.rep.LiveBytes = 0, 0
 	for _, pk := range s.packs {
-		if pk.index == nil {
+		if pk.index == nil || !pk.stored {
 			continue
 		}
 		for _, b := range pk.index.blobs {
-			if _, ok := s.live[b.id]; ok {
-				pk.live += int64(b.length)
+			if _, ok := s.live[b.id]; !ok {
+				continue
+			}
+			pk.live += int64(b.length)
+			if _, ok := counted[b.id]; !ok {
+				counted[b.id] = struct{}{}
+				p.rep.LiveBlobs++
+				p.rep.LiveBytes += int64(b.length)
 			}
 		}
 	}
