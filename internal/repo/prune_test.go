@@ -274,7 +274,9 @@ func TestPruneDropsLeftovers(t *testing.T) {
 	if len(chk.UnindexedPacks) == 0 {
 		t.Fatal("the interrupted write left no unindexed pack; the test needs one")
 	}
-	later := func(d time.Duration) PruneOptions { return PruneOptions{Now: func() time.Time { return time.Now().Add(d) }} }
+	later := func(d time.Duration) PruneOptions {
+		return PruneOptions{Now: func() time.Time { return time.Now().Add(d) }}
+	}
 	rep := mustPrune(t, r, later(2*time.Hour))
 	if rep.Phase() != "mark" || rep.TempFilesDeleted != 1 || rep.LocksDeleted != 1 || rep.PlannedPacks != len(chk.UnindexedPacks) {
 		t.Fatalf("mark: %+v (unindexed %d)", rep, len(chk.UnindexedPacks))
