@@ -28,9 +28,10 @@ type writerLock struct {
 	stopc   chan struct{}
 	done    chan struct{}
 
-	mu     sync.Mutex
-	lastOK time.Time
-	err    error
+	mu         sync.Mutex
+	lastOK     time.Time
+	longestGap time.Duration // between successful refreshes
+	err        error
 }
 
 // newLock stores a writer's lock object and starts refreshing it every
@@ -91,23 +92,32 @@ func (l *writerLock) refresh(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			now := time.Now().UTC()
-			err := l.put(ctx, now)
-			l.mu.Lock()
-			if err == nil {
-				l.lastOK = now
-			} else {
-				l.err = err
-			}
-			l.mu.Unlock()
+			l.refreshed(now, l.put(ctx, now))
 		}
 	}
 }
 
+// refreshed records the outcome of a refresh at now.
+func (l *writerLock) refreshed(now time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.err = err
+		return
+	}
+	l.longestGap = max(l.longestGap, now.Sub(l.lastOK))
+	l.lastOK = now
+}
+
 // fresh returns an error when the lock was last refreshed more than margin
-// before now: prune may then consider the writer dead (R34).
+// before now, or went that long without a refresh at any time: prune may
+// then have considered the writer dead and swept (R34).
 func (l *writerLock) fresh(now time.Time, margin time.Duration) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.longestGap > margin {
+		return fmt.Errorf("while committing: the writer lock once went %v without a refresh (%v); prune may have removed data this snapshot relies on", l.longestGap.Round(time.Second), l.err)
+	}
 	if age := now.Sub(l.lastOK); age > margin {
 		return fmt.Errorf("while committing: the writer lock was last refreshed %v ago (%v); prune may have removed data this snapshot relies on", age.Round(time.Second), l.err)
 	}

@@ -422,3 +422,24 @@ func cloneStorage(t testing.TB, src storage.Storage) *mem.Mem {
 	}
 	return dst
 }
+
+// TestLockLapseForbidsCommit: a writer whose lock once went unrefreshed for
+// longer than the commit margin must not commit even after refreshing
+// again: a prune may have found the lock stale and swept meanwhile (R34).
+func TestLockLapseForbidsCommit(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	l := &writerLock{lastOK: t0}
+	l.refreshed(t0.Add(5*time.Minute), nil)
+	l.refreshed(t0.Add(10*time.Minute), errors.New("storage down"))
+	if err := l.fresh(t0.Add(11*time.Minute), commitLockMargin); err != nil {
+		t.Fatalf("a lock refreshed 6 minutes ago: %v", err)
+	}
+	if err := l.fresh(t0.Add(31*time.Minute), commitLockMargin); err == nil {
+		t.Fatal("a lock refreshed 26 minutes ago allowed a commit")
+	}
+	l.refreshed(t0.Add(36*time.Minute), nil) // storage back after 31 minutes
+	if err := l.fresh(t0.Add(37*time.Minute), commitLockMargin); err == nil || !strings.Contains(err.Error(), "once went") {
+		t.Fatalf("a lock that lapsed for 31 minutes allowed a commit: %v", err)
+	}
+}
