@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,22 @@ type pruneReportView struct {
 	Phase     string `json:"phase"`
 	Waiting   string `json:"waiting,omitempty"`
 	*repo.PruneReport
+}
+
+// onRepo checks the output format, opens the vault's repository and runs
+// fn with it: the body of a repo command (check and snapshots could use it
+// too; they predate it).
+func (c *clientCmd) onRepo(cmd *cobra.Command, t repoTarget, fn func(ctx context.Context, r *openedRepo) error) error {
+	if err := c.checkOutput(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	r, err := c.openRepo(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return fn(ctx, r)
 }
 
 func (c *clientCmd) repoPruneCmd() *cobra.Command {
@@ -40,32 +57,25 @@ and its backups; two prunes of one repository exclude each other.
 --dry-run only reports what a mark would plan. -o json prints the report.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkOutput(); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			r, err := c.openRepo(ctx, t)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			rep, err := r.Prune(ctx, repo.PruneOptions{DryRun: dryRun})
-			if errors.Is(err, repo.ErrPruneRunning) {
-				return fmt.Errorf("the repository in %s: %w (the server's prune job, or another pgvault repo prune); try again later", r.dir, err)
-			}
-			if err != nil {
-				return fmt.Errorf("while pruning the repository in %s: %w", r.dir, err)
-			}
-			v := pruneReportView{VaultID: r.vaultID, Directory: r.dir, DryRun: dryRun, Phase: rep.Phase(), Waiting: rep.Waiting, PruneReport: rep}
-			if c.output == outputJSON {
-				b, err := json.Marshal(v)
-				if err != nil {
-					return fmt.Errorf("while encoding the report: %w", err)
+			return c.onRepo(cmd, t, func(ctx context.Context, r *openedRepo) error {
+				rep, err := r.Prune(ctx, repo.PruneOptions{DryRun: dryRun})
+				if errors.Is(err, repo.ErrPruneRunning) {
+					return fmt.Errorf("the repository in %s: %w (the server's prune job, or another pgvault repo prune); try again later", r.dir, err)
 				}
-				return c.printJSON(b)
-			}
-			c.printPruneReport(v)
-			return nil
+				if err != nil {
+					return fmt.Errorf("while pruning the repository in %s: %w", r.dir, err)
+				}
+				v := pruneReportView{VaultID: r.vaultID, Directory: r.dir, DryRun: dryRun, Phase: rep.Phase(), Waiting: rep.Waiting, PruneReport: rep}
+				if c.output == outputJSON {
+					b, err := json.Marshal(v)
+					if err != nil {
+						return fmt.Errorf("while encoding the report: %w", err)
+					}
+					return c.printJSON(b)
+				}
+				c.printPruneReport(v)
+				return nil
+			})
 		},
 	}
 	c.repoFlags(cmd, &t)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgvault/pgvault/internal/engine"
+	"github.com/pgvault/pgvault/internal/pg"
 	"github.com/pgvault/pgvault/internal/pgtest"
 	"github.com/pgvault/pgvault/internal/repo"
 	"github.com/pgvault/pgvault/internal/storage"
@@ -41,11 +42,7 @@ func (nopWriteCloser) Close() error { return nil }
 // snapshot checks clean and reads back, and the new one restores.
 func TestBackupBesidePrune(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t, pgtest.Options{Settings: quiet})
-	conn := backupConn(t, c)
-	ctx := testContext(t, 5*time.Minute)
-	st := fsStorage(t)
-	r := newRepo(t, st)
+	c, conn, ctx, st, r := pruneSetup(t)
 
 	kept, err := engine.Backup(ctx, conn, r, engine.BackupOptions{})
 	if err != nil {
@@ -149,11 +146,7 @@ func TestBackupBesidePrune(t *testing.T) {
 // that are at least RepackThreshold live (docs/design.md §12).
 func TestPruneSpaceComesBack(t *testing.T) {
 	t.Parallel()
-	c := pgtest.Start(t, pgtest.Options{Settings: quiet})
-	conn := backupConn(t, c)
-	ctx := testContext(t, 5*time.Minute)
-	st := fsStorage(t)
-	r := newRepo(t, st)
+	c, conn, ctx, st, r := pruneSetup(t)
 	c.Exec(t, "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 100000) g")
 	const n = 6
 	var snaps []*repo.Snapshot
@@ -199,6 +192,14 @@ func TestPruneSpaceComesBack(t *testing.T) {
 	if got := readAll(t, r); len(got) != 2 {
 		t.Fatalf("%d snapshots live, want 2", len(got))
 	}
+}
+
+// pruneSetup starts a quiet cluster and makes a repository on fs storage.
+func pruneSetup(t *testing.T) (*pgtest.Cluster, pg.Conn, context.Context, storage.Storage, *repo.Repo) {
+	t.Helper()
+	c := pgtest.Start(t, pgtest.Options{Settings: quiet})
+	st := fsStorage(t)
+	return c, backupConn(t, c), testContext(t, 5*time.Minute), st, newRepo(t, st)
 }
 
 // totalSize sums the sizes of the objects under prefix.
