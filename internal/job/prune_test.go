@@ -26,6 +26,10 @@ func TestPruneJobReclaimsExpiredPoint(t *testing.T) {
 	e := newEnvWith(t, testserver.Options{Prune: repo.PruneOptions{SafetyMargin: -1}})
 	ctx := context.Background()
 	vaultID := vault.VaultID(sub, "rg", "vault")
+	// A vault without backups has no repository to prune.
+	if n, err := e.ts.Service.QueuePrunes(ctx); err != nil || n != 0 {
+		t.Fatalf("QueuePrunes before any backup: %d, %v", n, err)
+	}
 	if j := e.backup(); j.Properties.Status != "Completed" {
 		t.Fatalf("first backup: %+v", j.Properties)
 	}
@@ -45,8 +49,11 @@ func TestPruneJobReclaimsExpiredPoint(t *testing.T) {
 	}
 	dir := job.RepositoryPath(filepath.Join(e.ts.DataDir, "repositories"), vaultID)
 
-	// Nothing expired: the prune job forgets nothing.
-	if res := runPrune(t, e); len(res.Forgotten) != 0 {
+	// Nothing expired: the interval's prune job forgets nothing.
+	if n, err := e.ts.Service.QueuePrunes(ctx); err != nil || n != 1 {
+		t.Fatalf("QueuePrunes after backups: %d, %v", n, err)
+	}
+	if res := waitPrune(t, e, lastPruneJob(t, e)); len(res.Forgotten) != 0 {
 		t.Fatalf("a prune with every recovery point alive forgot %v", res.Forgotten)
 	}
 	before := dirSize(t, dir)
@@ -114,11 +121,27 @@ func TestReclaimKeepsRunningJobsSnapshot(t *testing.T) {
 // runPrune queues a prune job for the test vault and waits for its result.
 func runPrune(t *testing.T, e *env) vault.PruneJobResult {
 	t.Helper()
-	ctx := context.Background()
-	j, err := e.ts.Service.QueuePrune(ctx, vault.VaultID(sub, "rg", "vault"), "test")
+	j, err := e.ts.Service.QueuePrune(context.Background(), vault.VaultID(sub, "rg", "vault"), "test")
 	if err != nil || j == nil {
 		t.Fatalf("QueuePrune: %v, %v", j, err)
 	}
+	return waitPrune(t, e, j)
+}
+
+// lastPruneJob returns the newest prune job.
+func lastPruneJob(t *testing.T, e *env) *store.Job {
+	t.Helper()
+	js, err := e.ts.Store.JobList(context.Background(), store.JobListParams{Kind: vault.JobKindPrune, Limit: 1})
+	if err != nil || len(js) != 1 {
+		t.Fatalf("the prune job: %v, %v", js, err)
+	}
+	return js[0]
+}
+
+// waitPrune waits for a prune job's result.
+func waitPrune(t *testing.T, e *env, j *store.Job) vault.PruneJobResult {
+	t.Helper()
+	ctx := context.Background()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		got, err := e.ts.Store.JobGet(ctx, j.ID)
 		if err != nil {

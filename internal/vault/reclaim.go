@@ -61,8 +61,9 @@ func (s *Service) QueuePrune(ctx context.Context, vaultID, reason string) (*stor
 	return job, nil
 }
 
-// QueuePrunes queues a prune job for every vault that has none queued or
-// running (the maintenance loop of `pgvault serve` calls it at an interval).
+// QueuePrunes queues a prune job for every vault that ever had a backup job
+// (the others have no repository to prune) and has no prune queued or
+// running; the maintenance loop of `pgvault serve` calls it at an interval.
 func (s *Service) QueuePrunes(ctx context.Context) (int, error) {
 	vaults, err := s.store.ResourceList(ctx, store.ListParams{Type: TypeVault})
 	if err != nil {
@@ -70,6 +71,13 @@ func (s *Service) QueuePrunes(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, v := range vaults {
+		backups, err := s.store.JobList(ctx, store.JobListParams{ResourceID: v.ID, Kind: JobKindBackup, Limit: 1})
+		if err != nil {
+			return n, storeErr("listing backup jobs", err)
+		}
+		if len(backups) == 0 {
+			continue
+		}
 		j, err := s.QueuePrune(ctx, v.ID, "interval")
 		if err != nil {
 			return n, err
