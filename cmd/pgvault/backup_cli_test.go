@@ -211,6 +211,15 @@ func TestBackupCLI(t *testing.T) {
 	if len(rows) != 4 || strings.Join(rows[0], " ") != "SNAPSHOT TIME SIZE NEW START LSN END LSN JOB" || rows[1][0] != snaps[0].ID[:16] || rows[1][len(rows[1])-1] != jobName {
 		t.Errorf("repo snapshots: %v", rows)
 	}
+	// Prune: the repository holds nothing to reclaim (every snapshot has
+	// its recovery point, and every pack is younger than the margin).
+	pr := jsonOf[pruneReportView](t, c.ok(args([]string{"repo", "prune", "--dry-run", "-o", "json"}, repoArgs)...))
+	if !pr.DryRun || pr.Marked || pr.Snapshots != 3 || pr.LiveBytes == 0 || pr.PacksKept != rep.Packs {
+		t.Errorf("repo prune --dry-run -o json: %+v", pr)
+	}
+	if r := c.ok(args([]string{"repo", "prune"}, repoArgs)...); !strings.HasSuffix(r.stdout, "\nStep: none.\n") || !regexp.MustCompile(`\nlive snapshots +3 +- *\n`).MatchString(r.stdout) {
+		t.Errorf("repo prune:\n%s", r.stdout)
+	}
 	c.fails("Error: backup vault 'nope' (resource group 'rg', subscription "+testSub+") has no repository in "+ts.DataDir,
 		"repo", "check", "--vault", "nope", "-g", "rg", "--data-dir", ts.DataDir)
 	c.fails("Error: while looking for the repository master key (give the server's --repository-key-file): ",

@@ -83,7 +83,7 @@ func (c *clientCmd) openRepo(ctx context.Context, t repoTarget) (*openedRepo, er
 func (c *clientCmd) repoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "repo",
-		Short: "Check and list the backup repositories (offline, on the server's data directory)",
+		Short: "Check, list and prune the backup repositories (offline, on the server's data directory)",
 		Long: `Work on a vault's backup repository directly, on the server's machine:
 the repository lives in repositories/ of the data directory, encrypted with
 the repository master key (keys/repository.key, or the server's
@@ -92,7 +92,7 @@ only read access to both, and may run while the server runs; but run
 'repo check' while no backup runs: a backup that commits during the check
 can show up as damage (check again to tell).`,
 	}
-	cmd.AddCommand(c.repoCheckCmd(), c.repoSnapshotsCmd())
+	cmd.AddCommand(c.repoCheckCmd(), c.repoSnapshotsCmd(), c.repoPruneCmd())
 	return cmd
 }
 

@@ -51,6 +51,8 @@ type serveConfig struct {
 	// LtrLocalDirs are the directories startLtrBackup may write into
 	// through file:// URLs (pgvault's extension); none by default.
 	LtrLocalDirs []string
+	// PruneInterval is how often every vault's repository is pruned (0: never).
+	PruneInterval time.Duration
 }
 
 // defaultAudiences are the audiences Azure Resource Manager tokens carry.
@@ -111,13 +113,24 @@ PGVAULT_DATA_DIR, PGVAULT_LOG_LEVEL, PGVAULT_LOG_FORMAT, PGVAULT_PUBLIC_URL,
 PGVAULT_TLS_CERT, PGVAULT_TLS_KEY, PGVAULT_TLS_SELF_SIGNED=true,
 PGVAULT_INSECURE_HTTP=true, PGVAULT_SECRETS_KEY_FILE,
 PGVAULT_REPOSITORY_KEY_FILE, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
-(comma-separated), PGVAULT_LTR_LOCAL_DIRS (colon-separated).
+(comma-separated), PGVAULT_LTR_LOCAL_DIRS (colon-separated),
+PGVAULT_PRUNE_INTERVAL (e.g. 1h).
 
 The repository master key (keys/repository.key, or --repository-key-file)
 encrypts every backup: without it no backup can be read. Back it up apart
 from the data directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v := e.getenv("PGVAULT_PRUNE_INTERVAL"); v != "" && !cmd.Flags().Changed("prune-interval") {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return fmt.Errorf("invalid PGVAULT_PRUNE_INTERVAL %q: give a duration such as 1h or 30m (0 never prunes)", v)
+				}
+				cfg.PruneInterval = d
+			}
+			if cfg.PruneInterval < 0 {
+				return fmt.Errorf("invalid --prune-interval %v: give 0 (never) or a positive duration", cfg.PruneInterval)
+			}
 			return serve(cmd.Context(), cfg, e)
 		},
 	}
@@ -135,6 +148,7 @@ from the data directory.`,
 	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile, "file with the key that encrypts database passwords, created if missing (default: keys/secrets.key in the data directory)")
 	f.StringVar(&cfg.RepoKeyFile, "repository-key-file", cfg.RepoKeyFile, "file with the master key of the backup repositories, created if missing (default: keys/repository.key in the data directory); without it no backup can be read")
 	f.StringArrayVar(&cfg.LtrLocalDirs, "ltr-local-dir", cfg.LtrLocalDirs, "directory inside which startLtrBackup may write backups given as file:// URLs (repeatable; none by default)")
+	f.DurationVar(&cfg.PruneInterval, "prune-interval", time.Hour, "how often to reclaim the space of expired and deleted recovery points in every vault (0: never)")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
 	return cmd
 }
@@ -274,6 +288,14 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	runCtx, stopRunner := context.WithCancel(context.WithoutCancel(ctx))
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- runner.Run(runCtx) }()
+	pruneLoopDone := make(chan struct{})
+	go func() {
+		defer close(pruneLoopDone)
+		if cfg.PruneInterval > 0 {
+			job.QueuePrunesEvery(runCtx, svc, cfg.PruneInterval, log)
+		}
+	}()
+	defer func() { stopRunner(); <-pruneLoopDone }()
 	defer func() {
 		stopRunner()
 		if err := <-runnerDone; err != nil {

@@ -31,6 +31,9 @@ const (
 	MetaRetentionTag = "pgvault.retention_tag" // the recovery point's retention tag
 )
 
+// claimedKinds are the job kinds a Runner runs.
+var claimedKinds = []string{vault.JobKindBackup, vault.JobKindLtrBackup, vault.JobKindPrune}
+
 // RepoOpener opens (creating it on first use) the repository of a vault.
 type RepoOpener func(ctx context.Context, vaultID string) (*repo.Repo, error)
 
@@ -53,7 +56,9 @@ type Config struct {
 	// when it changed (default 1 s, at most a third of Lease): what clients
 	// following a job see is at most this old.
 	ProgressInterval time.Duration
-	Logger           *slog.Logger
+	// Prune tunes prune jobs (default: the margins of docs/design.md §12).
+	Prune  repo.PruneOptions
+	Logger *slog.Logger
 }
 
 // Runner claims and runs jobs.
@@ -95,7 +100,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		j, err := r.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: r.cfg.Owner, Kinds: []string{vault.JobKindBackup, vault.JobKindLtrBackup}, Lease: r.cfg.Lease, Now: time.Now().UTC()})
+		j, err := r.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: r.cfg.Owner, Kinds: claimedKinds, Lease: r.cfg.Lease, Now: time.Now().UTC()})
 		if err != nil {
 			<-sem
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -196,6 +201,8 @@ func (r *Runner) run(ctx context.Context, j *store.Job) {
 	switch j.Kind {
 	case vault.JobKindLtrBackup:
 		result, jobErr = r.runLtrBackup(jctx, j, &progress)
+	case vault.JobKindPrune:
+		result, jobErr = r.runPrune(jctx, j, &progress)
 	default:
 		result, jobErr = r.runBackup(jctx, j, &progress)
 	}

@@ -41,16 +41,25 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, testserver.Options{})
+}
+
+// newEnvWith is newEnv with more server options (Jobs and WrapRepoStorage
+// are set here).
+func newEnvWith(t *testing.T, o testserver.Options) *env {
+	t.Helper()
 	cluster := pgtest.Start(t, pgtest.Options{})
 	// About 40 MB of table that does not compress much: several packs.
 	cluster.Exec(t, "CREATE TABLE t AS SELECT g AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 300000) g")
 	e := &env{t: t, cluster: cluster}
-	e.ts = testserver.Start(t, testserver.Options{Jobs: true, WrapRepoStorage: func(_ string, st storage.Storage) storage.Storage {
+	o.Jobs = true
+	o.WrapRepoStorage = func(_ string, st storage.Storage) storage.Storage {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.faults = faulty.Wrap(st)
 		return e.faults
-	}})
+	}
+	e.ts = testserver.Start(t, o)
 	e.cl = e.ts.AdminClient()
 	e.instance = e.protect(cluster)
 	return e

@@ -21,7 +21,10 @@
 //	_ = w.AddFile(ctx, repo.File{Path: "base/1/1259", Type: repo.TypeRegular, Size: n}, content)
 //	snap, _ := w.Commit(ctx, map[string]string{"start_lsn": "0/2000028"})
 //
-// Reading: Snapshots, Walk, OpenFile. Checking: Check.
+// Reading: Snapshots, Walk, OpenFile. Checking: Check. Reclaiming space:
+// Forget deletes snapshot manifests; Prune deletes or repacks the packs no
+// snapshot needs, in two phases with safety margins so that a backup
+// running beside it never loses a chunk it relies on (docs/design.md §12).
 //
 // A Repo is safe for concurrent use; a Writer is used by one goroutine.
 package repo

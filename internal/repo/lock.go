@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -27,32 +28,58 @@ type writerLock struct {
 	stopc   chan struct{}
 	done    chan struct{}
 
-	mu     sync.Mutex
-	lastOK time.Time
-	err    error
+	mu         sync.Mutex
+	lastOK     time.Time
+	longestGap time.Duration // between successful refreshes
+	err        error
 }
 
-// newLock stores a lock object and starts refreshing it every interval.
+// newLock stores a writer's lock object and starts refreshing it every
+// interval.
 func (r *Repo) newLock(ctx context.Context, interval time.Duration) (*writerLock, error) {
+	l, err := r.takeLock(ctx, locksPrefix+hex.EncodeToString(randomBytes(16)), interval, false)
+	if err != nil {
+		return nil, fmt.Errorf("while storing the writer lock: %w", err)
+	}
+	return l, nil
+}
+
+// takeLock stores the lock object name (with exclusive, only if it does not
+// exist: storage.ErrAlreadyExists otherwise) and starts refreshing it every
+// interval.
+func (r *Repo) takeLock(ctx context.Context, name string, interval time.Duration, exclusive bool) (*writerLock, error) {
 	now := time.Now().UTC()
 	l := &writerLock{
-		r: r, name: locksPrefix + hex.EncodeToString(randomBytes(16)), created: now,
+		r: r, name: name, created: now,
 		stopc: make(chan struct{}), done: make(chan struct{}),
 	}
-	if err := l.put(ctx, now); err != nil {
-		return nil, fmt.Errorf("while storing the writer lock: %w", err)
+	payload, err := l.payload(now)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.st.Put(ctx, name, bytes.NewReader(payload), int64(len(payload)), storage.PutOptions{IfAbsent: exclusive}); err != nil {
+		return nil, err
 	}
 	l.lastOK = now
 	go l.refresh(context.WithoutCancel(ctx), interval)
 	return l, nil
 }
 
-func (l *writerLock) put(ctx context.Context, now time.Time) error {
+// payload is the sealed lock object as of now.
+func (l *writerLock) payload(now time.Time) ([]byte, error) {
 	payload, err := json.Marshal(lockPayload{Version: lockVersion, Created: l.created, Refreshed: now})
+	if err != nil {
+		return nil, err
+	}
+	return l.r.codec.seal(l.r.keys, ObjectLock, payload), nil
+}
+
+func (l *writerLock) put(ctx context.Context, now time.Time) error {
+	b, err := l.payload(now)
 	if err != nil {
 		return err
 	}
-	return putBytes(ctx, l.r.st, l.name, l.r.codec.seal(l.r.keys, ObjectLock, payload), false)
+	return putBytes(ctx, l.r.st, l.name, b, false)
 }
 
 func (l *writerLock) refresh(ctx context.Context, interval time.Duration) {
@@ -65,23 +92,32 @@ func (l *writerLock) refresh(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 			now := time.Now().UTC()
-			err := l.put(ctx, now)
-			l.mu.Lock()
-			if err == nil {
-				l.lastOK = now
-			} else {
-				l.err = err
-			}
-			l.mu.Unlock()
+			l.refreshed(now, l.put(ctx, now))
 		}
 	}
 }
 
+// refreshed records the outcome of a refresh at now.
+func (l *writerLock) refreshed(now time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.err = err
+		return
+	}
+	l.longestGap = max(l.longestGap, now.Sub(l.lastOK))
+	l.lastOK = now
+}
+
 // fresh returns an error when the lock was last refreshed more than margin
-// before now: prune may then consider the writer dead (R34).
+// before now, or went that long without a refresh at any time: prune may
+// then have considered the writer dead and swept (R34).
 func (l *writerLock) fresh(now time.Time, margin time.Duration) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.longestGap > margin {
+		return fmt.Errorf("while committing: the writer lock once went %v without a refresh (%v); prune may have removed data this snapshot relies on", l.longestGap.Round(time.Second), l.err)
+	}
 	if age := now.Sub(l.lastOK); age > margin {
 		return fmt.Errorf("while committing: the writer lock was last refreshed %v ago (%v); prune may have removed data this snapshot relies on", age.Round(time.Second), l.err)
 	}
@@ -108,6 +144,11 @@ type prunePlan struct {
 	Version int       `json:"version"`
 	Created time.Time `json:"created"`
 	Packs   []ID      `json:"packs"`
+	// LocksListed says that Locks holds the writer locks present after the
+	// plan's packs were first published (the plan is complete); a plan
+	// without it is not swept (R37).
+	LocksListed bool     `json:"locks_listed,omitempty"`
+	Locks       []string `json:"locks,omitempty"`
 }
 
 func parsePrunePlan(b []byte) (prunePlan, error) {

@@ -115,6 +115,23 @@ func (k *keys) openPack(pack []byte) (trailer, []packBlob, cipher.AEAD, error) {
 	return t, blobs, aead, nil
 }
 
+// sealBlob encrypts plain (compression ID | payload) as the blob at byte
+// offset off of a pack (R12), appending to dst.
+func sealBlob(aead cipher.AEAD, dst, plain []byte, off int, t BlobType, id ID) []byte {
+	var nonce [12]byte
+	var aad [33]byte
+	return aead.Seal(dst, blobNonce(&nonce, uint64(off)), plain, blobAAD(&aad, t, id))
+}
+
+// sealPackEnd appends the encrypted header listing blobs and the trailer
+// to b, the pack's blobs (R13).
+func sealPackEnd(b []byte, aead cipher.AEAD, salt [32]byte, blobs []packBlob) []byte {
+	header := encodePackHeader(blobs)
+	tr := appendTrailer(nil, trailer{salt: salt, headerLen: uint32(len(header) + 16)})
+	b = aead.Seal(b, headerNonce(), header, tr)
+	return append(b, tr...)
+}
+
 // openBlob decrypts one blob (R12) and returns its compression ID | payload.
 func openBlob(aead cipher.AEAD, dst, sealed []byte, off uint32, t BlobType, id ID) ([]byte, error) {
 	var nonce [12]byte

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -360,7 +361,27 @@ func (r *Repo) loadBlob(ctx context.Context, t BlobType, id ID, rawLen int, hash
 	if err != nil {
 		return nil, err
 	}
-	return r.loadBlobFrom(ctx, t, id, rawLen, locs, hasher)
+	b, err := r.loadBlobFrom(ctx, t, id, rawLen, locs, hasher)
+	if err == nil || !errors.Is(err, storage.ErrNotFound) {
+		return b, err
+	}
+	// Prune may have copied the blob into a new pack and deleted the one
+	// the loaded index names: look for index objects written since.
+	if rerr := r.refreshIndex(ctx); rerr != nil {
+		return nil, errors.Join(err, rerr)
+	}
+	r.mu.RLock()
+	var untried []location
+	for _, l := range r.loc.lookup(&id) {
+		if !slices.ContainsFunc(locs, func(o location) bool { return o.pack.id == l.pack.id && o.off == l.off }) {
+			untried = append(untried, l)
+		}
+	}
+	r.mu.RUnlock()
+	if len(untried) == 0 {
+		return nil, err
+	}
+	return r.loadBlobFrom(ctx, t, id, rawLen, untried, hasher)
 }
 
 // loadBlobFrom loads a blob from the first of locs that verifies.

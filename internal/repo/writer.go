@@ -646,9 +646,7 @@ func (p *packer) add(id ID, plain []byte, rawLen int) error {
 			return err
 		}
 	}
-	var nonce [12]byte
-	var aad [33]byte
-	op.aead.Seal(op.buf[off:off], blobNonce(&nonce, uint64(off)), plain, blobAAD(&aad, p.typ, id))
+	sealBlob(op.aead, op.buf[off:off], plain, off, p.typ, id)
 
 	p.mu.Lock()
 	op.pending--
@@ -677,10 +675,7 @@ func (p *packer) flush() error {
 
 // finish appends header and trailer and hands the pack to the uploaders.
 func (p *packer) finish(op *openPack) error {
-	header := encodePackHeader(op.blobs)
-	tr := appendTrailer(nil, trailer{salt: op.salt, headerLen: uint32(len(header) + 16)})
-	b := op.aead.Seal(op.buf[:op.off], headerNonce(), header, tr)
-	b = append(b, tr...)
+	b := sealPackEnd(op.buf[:op.off], op.aead, op.salt, op.blobs)
 	sp := &sealedPack{id: objectID(b), data: b, buf: op.buf, salt: op.salt, blobs: op.blobs}
 	select {
 	case p.w.uploads <- sp:

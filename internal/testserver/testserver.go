@@ -33,6 +33,7 @@ import (
 	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/client"
 	"github.com/pgvault/pgvault/internal/job"
+	"github.com/pgvault/pgvault/internal/repo"
 	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/storage"
 	"github.com/pgvault/pgvault/internal/store"
@@ -66,6 +67,8 @@ type Options struct {
 	// WrapRepoStorage, with Jobs, wraps the storage of each vault's
 	// repository, e.g. with internal/storage/faulty.
 	WrapRepoStorage func(vaultID string, st storage.Storage) storage.Storage
+	// Prune, with Jobs, tunes prune jobs (e.g. margins of 0).
+	Prune repo.PruneOptions
 }
 
 // Principal is a service principal and its secret.
@@ -222,7 +225,7 @@ func (s *Server) startJobs(t testing.TB, st store.Store, o Options, log *slog.Lo
 	}
 	s.Repositories = job.NewRepositories(filepath.Join(s.DataDir, "repositories"), key, opts...)
 	runner := job.New(job.Config{Store: st, Service: s.Service, Repos: s.Repositories.Open, Owner: "testserver",
-		Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, ProgressInterval: 100 * time.Millisecond, Logger: log})
+		Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, ProgressInterval: 100 * time.Millisecond, Prune: o.Prune, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

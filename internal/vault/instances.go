@@ -557,6 +557,11 @@ func (s *Service) runDeleteInstance(ctx context.Context, op *store.Operation) (a
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, storeErr("deleting backup instance", err)
 	}
+	// Its recovery points went with it: reclaim their space.
+	vaultID := in.InstanceID[:strings.LastIndex(strings.ToLower(in.InstanceID), "/backupinstances/")]
+	if _, err := s.QueuePrune(ctx, vaultID, "backup instance deleted"); err != nil {
+		s.log.Warn("queueing a prune after deleting a backup instance failed; the next interval's prune reclaims its space", "instance", in.InstanceID, "err", err)
+	}
 	return nil, nil
 }
 
