@@ -7,9 +7,11 @@
 package pg
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // ConnectTimeout bounds each connection attempt, so a dead or unroutable host fails fast.
@@ -24,6 +27,9 @@ const ConnectTimeout = 5 * time.Second
 
 // connectTimeout is ConnectTimeout; tests shorten it.
 var connectTimeout = ConnectTimeout
+
+// replicationReadBuffer is the read buffer of a replication connection.
+const replicationReadBuffer = 256 << 10
 
 // MinMajor is the oldest PostgreSQL major pgvault backs up.
 const MinMajor = 13
@@ -369,6 +375,12 @@ func replicationConnect(ctx context.Context, c Conn, info *ServerInfo) (*pgconn.
 	}
 	cfg.Password = c.Password
 	cfg.ConnectTimeout = connectTimeout
+	// A base backup streams hundreds of MB in CopyData messages of at most 8 KiB or
+	// so; pgproto3 reads into an 8 KiB buffer, one read system call a message. A
+	// larger buffer drains what the socket holds in one call.
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, replicationReadBuffer), w)
+	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		var pgErr *pgconn.PgError
