@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +54,9 @@ type serveConfig struct {
 	LtrLocalDirs []string
 	// PruneInterval is how often every vault's repository is pruned (0: never).
 	PruneInterval time.Duration
+	// MaxConcurrentBackups is how many backups this node runs at once; the
+	// others wait queued.
+	MaxConcurrentBackups int
 }
 
 // defaultAudiences are the audiences Azure Resource Manager tokens carry.
@@ -114,7 +118,7 @@ PGVAULT_TLS_CERT, PGVAULT_TLS_KEY, PGVAULT_TLS_SELF_SIGNED=true,
 PGVAULT_INSECURE_HTTP=true, PGVAULT_SECRETS_KEY_FILE,
 PGVAULT_REPOSITORY_KEY_FILE, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
 (comma-separated), PGVAULT_LTR_LOCAL_DIRS (colon-separated),
-PGVAULT_PRUNE_INTERVAL (e.g. 1h).
+PGVAULT_PRUNE_INTERVAL (e.g. 1h), PGVAULT_MAX_CONCURRENT_BACKUPS.
 
 The repository master key (keys/repository.key, or --repository-key-file)
 encrypts every backup: without it no backup can be read. Back it up apart
@@ -130,6 +134,16 @@ from the data directory.`,
 			}
 			if cfg.PruneInterval < 0 {
 				return fmt.Errorf("invalid --prune-interval %v: give 0 (never) or a positive duration", cfg.PruneInterval)
+			}
+			if v := e.getenv("PGVAULT_MAX_CONCURRENT_BACKUPS"); v != "" && !cmd.Flags().Changed("max-concurrent-backups") {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return fmt.Errorf("invalid PGVAULT_MAX_CONCURRENT_BACKUPS %q: give a number of backups such as 2", v)
+				}
+				cfg.MaxConcurrentBackups = n
+			}
+			if cfg.MaxConcurrentBackups < 1 {
+				return fmt.Errorf("invalid --max-concurrent-backups %d: give at least 1", cfg.MaxConcurrentBackups)
 			}
 			return serve(cmd.Context(), cfg, e)
 		},
@@ -149,6 +163,7 @@ from the data directory.`,
 	f.StringVar(&cfg.RepoKeyFile, "repository-key-file", cfg.RepoKeyFile, "file with the master key of the backup repositories, created if missing (default: keys/repository.key in the data directory); without it no backup can be read")
 	f.StringArrayVar(&cfg.LtrLocalDirs, "ltr-local-dir", cfg.LtrLocalDirs, "directory inside which startLtrBackup may write backups given as file:// URLs (repeatable; none by default)")
 	f.DurationVar(&cfg.PruneInterval, "prune-interval", time.Hour, "how often to reclaim the space of expired and deleted recovery points in every vault (0: never)")
+	f.IntVar(&cfg.MaxConcurrentBackups, "max-concurrent-backups", 2, "how many backups this node runs at once; more wait queued")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
 	return cmd
 }
@@ -276,7 +291,9 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	if err != nil {
 		return err
 	}
-	runner = job.New(job.Config{Store: st, Service: svc, Repos: repos.Open, Owner: owner, Logger: log})
+	// Room for the backups and two other jobs (prunes, restores) beside them.
+	runner = job.New(job.Config{Store: st, Service: svc, Repos: repos.Open, Owner: owner, Logger: log,
+		Concurrency: cfg.MaxConcurrentBackups + 2, MaxConcurrentBackups: cfg.MaxConcurrentBackups})
 	// Before anything serves: the jobs a killed process left Running fail
 	// now, so that no client ever sees them in progress.
 	if err := runner.FailOrphans(ctx); err != nil {

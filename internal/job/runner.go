@@ -34,6 +34,10 @@ const (
 // claimedKinds are the job kinds a Runner runs.
 var claimedKinds = []string{vault.JobKindBackup, vault.JobKindLtrBackup, vault.JobKindPrune}
 
+// isBackup reports whether a job kind counts against
+// Config.MaxConcurrentBackups: the kinds that read a whole server.
+func isBackup(kind string) bool { return kind == vault.JobKindBackup || kind == vault.JobKindLtrBackup }
+
 // RepoOpener opens (creating it on first use) the repository of a vault.
 type RepoOpener func(ctx context.Context, vaultID string) (*repo.Repo, error)
 
@@ -50,6 +54,11 @@ type Config struct {
 	Lease time.Duration
 	// Concurrency is how many jobs this worker runs at once (default 1).
 	Concurrency int
+	// MaxConcurrentBackups is how many of those may be backups (backup and
+	// LTR backup jobs, which each read a whole server); further backups stay
+	// queued, for this node or another, while other kinds still run. 0
+	// means Concurrency.
+	MaxConcurrentBackups int
 	// PollInterval is how often an idle worker looks for jobs (default 1 s).
 	PollInterval time.Duration
 	// ProgressInterval is how often a running job's progress is recorded
@@ -57,7 +66,11 @@ type Config struct {
 	// following a job see is at most this old.
 	ProgressInterval time.Duration
 	// Prune tunes prune jobs (default: the margins of docs/design.md §12).
-	Prune  repo.PruneOptions
+	Prune repo.PruneOptions
+	// Now is the clock of what jobs record, such as a recovery point's time
+	// (default time.Now); tests inject a simulated one. Leases always run
+	// on the real clock, as the other processes sharing the store do.
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
@@ -72,6 +85,12 @@ type Runner struct {
 func New(cfg Config) *Runner {
 	cfg.Lease = cmp.Or(cfg.Lease, time.Minute)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 1)
+	if cfg.MaxConcurrentBackups <= 0 || cfg.MaxConcurrentBackups > cfg.Concurrency {
+		cfg.MaxConcurrentBackups = cfg.Concurrency
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	cfg.ProgressInterval = min(cmp.Or(cfg.ProgressInterval, time.Second), cfg.Lease/3)
 	return &Runner{cfg: cfg, log: cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)), wake: make(chan struct{}, 1)}
@@ -92,6 +111,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	sem := make(chan struct{}, r.cfg.Concurrency)
+	var others []string // the kinds claimed while the backups are at their limit
+	for _, k := range claimedKinds {
+		if !isBackup(k) {
+			others = append(others, k)
+		}
+	}
+	var backups atomic.Int32 // backups running; only this loop increments it
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -100,7 +126,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		j, err := r.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: r.cfg.Owner, Kinds: claimedKinds, Lease: r.cfg.Lease, Now: time.Now().UTC()})
+		kinds := claimedKinds
+		if int(backups.Load()) >= r.cfg.MaxConcurrentBackups {
+			kinds = others
+		}
+		j, err := r.cfg.Store.JobClaim(ctx, store.JobClaimParams{Owner: r.cfg.Owner, Kinds: kinds, Lease: r.cfg.Lease, Now: time.Now().UTC()})
 		if err != nil {
 			<-sem
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -114,11 +144,19 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		backup := isBackup(j.Kind)
+		if backup {
+			backups.Add(1)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
 			r.run(ctx, j)
+			if backup {
+				backups.Add(-1)
+			}
+			<-sem
+			r.Wake() // a queued backup may have waited for this one
 		}()
 	}
 }
@@ -266,9 +304,12 @@ func (r *Runner) runBackup(ctx context.Context, j *store.Job, progress *atomic.P
 		return nil, err
 	}
 	s := res.Snapshot
+	// The recovery point's time is when the backup ended by the runner's
+	// clock: the snapshot's end time, unless a test simulates time.
+	at := r.cfg.Now().UTC()
 	point, err := r.cfg.Service.RecordRecoveryPoint(ctx, in, vault.RecoveryPoint{
-		RecoveryPointTime: s.EndTime, PolicyName: in.PolicyName, RetentionTagName: in.RetentionTag,
-		RecoveryPointDataStoresDetails: []vault.RecoveryPointDataStore{{ID: s.ID.String(), Type: "VaultStore", CreationTime: s.EndTime, State: "COMMITTED", Visible: true}},
+		RecoveryPointTime: at, PolicyName: in.PolicyName, RetentionTagName: in.RetentionTag,
+		RecoveryPointDataStoresDetails: []vault.RecoveryPointDataStore{{ID: s.ID.String(), Type: "VaultStore", CreationTime: at, State: "COMMITTED", Visible: true}},
 		Pgvault: &vault.RecoveryPointExtension{
 			SnapshotID: s.ID.String(), StartLSN: res.Info.StartLSN, EndLSN: res.Info.EndLSN, Timeline: res.Info.Timeline,
 			SystemIdentifier: res.Info.SystemIdentifier, ServerVersion: fmt.Sprint(res.Info.ServerVersion),

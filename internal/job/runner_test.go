@@ -53,7 +53,11 @@ func newEnvWith(t *testing.T, o testserver.Options) *env {
 	cluster.Exec(t, "CREATE TABLE t AS SELECT g AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 300000) g")
 	e := &env{t: t, cluster: cluster}
 	o.Jobs = true
-	o.WrapRepoStorage = func(_ string, st storage.Storage) storage.Storage {
+	inner := o.WrapRepoStorage
+	o.WrapRepoStorage = func(vaultID string, st storage.Storage) storage.Storage {
+		if inner != nil {
+			st = inner(vaultID, st)
+		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.faults = faulty.Wrap(st)

@@ -69,6 +69,14 @@ type Options struct {
 	WrapRepoStorage func(vaultID string, st storage.Storage) storage.Storage
 	// Prune, with Jobs, tunes prune jobs (e.g. margins of 0).
 	Prune repo.PruneOptions
+	// Now, when set, is the clock of the vault service, of what jobs record
+	// and (unless Prune.Now is set) of prune's margins: tests simulate time
+	// with it. Leases run on the real clock.
+	Now func() time.Time
+	// Concurrency and MaxConcurrentBackups, with Jobs, are the worker's
+	// (default 1 job at a time).
+	Concurrency          int
+	MaxConcurrentBackups int
 }
 
 // Principal is a service principal and its secret.
@@ -139,7 +147,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("testserver: %v", err)
 	}
 	var runner *job.Runner // set before anything can queue a job
-	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box, JobQueued: func() {
+	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box, Now: o.Now, JobQueued: func() {
 		if runner != nil {
 			runner.Wake()
 		}
@@ -224,8 +232,13 @@ func (s *Server) startJobs(t testing.TB, st store.Store, o Options, log *slog.Lo
 		opts = append(opts, job.WithStorageWrapper(o.WrapRepoStorage))
 	}
 	s.Repositories = job.NewRepositories(filepath.Join(s.DataDir, "repositories"), key, opts...)
+	prune := o.Prune
+	if prune.Now == nil {
+		prune.Now = o.Now
+	}
 	runner := job.New(job.Config{Store: st, Service: s.Service, Repos: s.Repositories.Open, Owner: "testserver",
-		Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, ProgressInterval: 100 * time.Millisecond, Prune: o.Prune, Logger: log})
+		Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, ProgressInterval: 100 * time.Millisecond, Prune: prune,
+		Concurrency: o.Concurrency, MaxConcurrentBackups: o.MaxConcurrentBackups, Now: o.Now, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
