@@ -2,6 +2,7 @@ package target
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -29,6 +31,7 @@ const (
 type container struct {
 	base     *url.URL // the container URL with its SAS query
 	location string   // the container URL without the query
+	prefix   string   // prepended to object names (Spec.Prefix)
 	secrets  []string // strings that must not appear in errors
 	opts     Options
 }
@@ -38,7 +41,7 @@ func openContainer(s Spec, opts Options) (*container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("while opening a backup target: %w: it is not a URL", ErrInvalidURI)
 	}
-	c := &container{base: u, location: s.Location(), opts: opts}
+	c := &container{base: u, location: s.Location(), prefix: s.Prefix, opts: opts}
 	if c.opts.BlockSize <= 0 {
 		c.opts.BlockSize = defaultBlockSize
 	}
@@ -62,7 +65,7 @@ func (c *container) Close() error { return nil }
 // blobClient is a client of one blob of the container.
 func (c *container) blobClient(name string) (*blockblob.Client, error) {
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + name
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + c.prefix + name
 	u.RawPath = ""
 	bc, err := blockblob.NewClientWithNoCredential(u.String(), &blockblob.ClientOptions{ClientOptions: policy.ClientOptions{
 		Telemetry: policy.TelemetryOptions{Disabled: true},
@@ -93,6 +96,49 @@ func (c *container) Exists(ctx context.Context, name string) (bool, error) {
 	}
 	return false, c.fail("looking for blob "+name+" in "+c.location, err)
 }
+
+// empty lists at most one blob whose name begins with the prefix (List
+// Blobs, by hand: the SDK's container package pulls in a large dependency).
+func (c *container) empty(ctx context.Context) (bool, error) {
+	u := *c.base
+	q := u.Query()
+	q.Set("restype", "container")
+	q.Set("comp", "list")
+	q.Set("maxresults", "1")
+	if c.prefix != "" {
+		q.Set("prefix", c.prefix)
+	}
+	u.RawQuery = q.Encode()
+	req, err := runtime.NewRequest(ctx, http.MethodGet, u.String())
+	if err != nil {
+		return false, c.fail("listing the blobs of "+c.location, err)
+	}
+	req.Raw().Header.Set("x-ms-version", listAPIVersion)
+	pl := runtime.NewPipeline("pgvault-target", "", runtime.PipelineOptions{}, &policy.ClientOptions{Telemetry: policy.TelemetryOptions{Disabled: true}})
+	resp, err := pl.Do(req)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = runtime.NewResponseError(resp)
+	}
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.AuthorizationPermissionMismatch) {
+			return false, &serviceError{msg: fmt.Sprintf("while listing the blobs of %s: the SAS token does not allow listing (give it the list permission, sp=...l...)", c.location)}
+		}
+		return false, c.fail("listing the blobs of "+c.location, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var list struct {
+		Blobs []struct {
+			Name string `xml:"Name"`
+		} `xml:"Blobs>Blob"`
+	}
+	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&list); err != nil {
+		return false, &serviceError{msg: fmt.Sprintf("while listing the blobs of %s: the answer does not parse: %v", c.location, err)}
+	}
+	return len(list.Blobs) == 0, nil
+}
+
+// listAPIVersion is the x-ms-version of List Blobs requests.
+const listAPIVersion = "2023-11-03"
 
 // blockSize is the block size for an object of about size bytes: at least
 // the configured one, and large enough that twice the size fits in the

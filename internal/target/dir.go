@@ -149,3 +149,33 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// dirEmpty reports whether the directory of s (inside its root, no symbolic
+// link followed out of it) has no entry or does not exist yet.
+func dirEmpty(s Spec) (bool, error) {
+	loc := s.Location()
+	if !filepath.IsLocal(s.Dir) && s.Dir != "." {
+		return false, fmt.Errorf("while looking into %s: %w: the directory is not inside %s", loc, ErrNotAllowed, s.Root)
+	}
+	top, err := os.OpenRoot(s.Root)
+	if err != nil {
+		return false, fmt.Errorf("while opening the allowed directory %s: %w", s.Root, err)
+	}
+	defer func() { _ = top.Close() }()
+	f, err := top.Open(s.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("while opening %s: %w", loc, err)
+	}
+	defer func() { _ = f.Close() }()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("while reading %s: %w", loc, err)
+	}
+	return len(names) == 0, nil
+}

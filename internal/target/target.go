@@ -59,6 +59,42 @@ type Spec struct {
 	// Root is the allowed directory the target lies in, and Dir the target
 	// directory relative to Root ("." for Root itself) (KindDirectory).
 	Root, Dir string
+	// Prefix is prepended to the names of the objects of a blob container
+	// target: "" or a folder name ending in "/" (see Sub).
+	Prefix string
+}
+
+// Sub returns the target folder of that name inside the target: a
+// subdirectory of a directory, or the names that begin with name + "/" in a
+// container. name is 1 to 200 letters, digits, '-', '_' and '.', and is
+// neither "." nor "..".
+func (s Spec) Sub(name string) (Spec, error) {
+	if !validFolder(name) {
+		return Spec{}, fmt.Errorf("%w: %q is not a folder name (1 to 200 letters, digits, '-', '_' and '.', not \".\" or \"..\")", ErrInvalidURI, name)
+	}
+	switch s.Kind {
+	case KindBlobContainer:
+		s.Prefix += name + "/"
+	case KindDirectory:
+		s.Dir = filepath.Join(s.Dir, name)
+	default:
+		return Spec{}, fmt.Errorf("%w: unknown target kind %q", ErrInvalidURI, s.Kind)
+	}
+	return s, nil
+}
+
+// validFolder reports whether name may name a folder of a target.
+func validFolder(name string) bool {
+	if len(name) < 1 || len(name) > 200 || name == "." || name == ".." {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // Location describes the target without secrets: the container URL without
@@ -71,6 +107,10 @@ func (s Spec) Location() string {
 			return "(invalid URL)"
 		}
 		u.RawQuery, u.Fragment, u.User = "", "", nil
+		if s.Prefix != "" {
+			u.Path = strings.TrimSuffix(u.Path, "/") + "/" + strings.TrimSuffix(s.Prefix, "/")
+			u.RawPath = ""
+		}
 		return u.String()
 	case KindDirectory:
 		return (&url.URL{Scheme: "file", Path: filepath.Join(s.Root, s.Dir)}).String()
@@ -173,9 +213,9 @@ func parseDir(u *url.URL, allowedDirs []string) (Spec, error) {
 		}
 	}
 	if len(allowedDirs) == 0 {
-		return Spec{}, fmt.Errorf("%w: this pgvault server allows no local directories as backup targets (see serve --ltr-local-dir)", ErrNotAllowed)
+		return Spec{}, fmt.Errorf("%w: this pgvault server allows no local directories here", ErrNotAllowed)
 	}
-	return Spec{}, fmt.Errorf("%w: %s is not inside a directory this pgvault server allows for backups", ErrNotAllowed, dir)
+	return Spec{}, fmt.Errorf("%w: %s is not inside a directory this pgvault server allows here", ErrNotAllowed, dir)
 }
 
 // rootForms returns an allowed directory as given (cleaned) and, when it
@@ -255,6 +295,24 @@ type Options struct {
 	// Concurrency is how many blocks of one blob are uploaded at once
 	// (default 2). An upload holds at most Concurrency blocks in memory.
 	Concurrency int
+}
+
+// Empty reports whether the target holds nothing yet: no blob whose name
+// begins with its Prefix in a container (listing needs the SAS token's list
+// permission), no entry in a directory (a directory that does not exist yet
+// is empty). It changes nothing.
+func Empty(ctx context.Context, s Spec) (bool, error) {
+	switch s.Kind {
+	case KindBlobContainer:
+		c, err := openContainer(s, Options{})
+		if err != nil {
+			return false, err
+		}
+		return c.empty(ctx)
+	case KindDirectory:
+		return dirEmpty(s)
+	}
+	return false, fmt.Errorf("while looking into a target: unknown kind %q", s.Kind)
 }
 
 // Open makes the target of a Spec. A directory target is created (with its

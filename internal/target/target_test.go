@@ -285,3 +285,96 @@ func randomBytes(t *testing.T, n int) []byte {
 	}
 	return b
 }
+
+// TestSubAndEmpty: a folder of a directory or container target is empty
+// until something is written into it, is refused with a bad name, and
+// looking into it changes nothing.
+func TestSubAndEmpty(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	dir := Spec{Kind: KindDirectory, Root: root, Dir: "a"}
+	for _, bad := range []string{"", ".", "..", "a/b", "a b", strings.Repeat("x", 201), "ü"} {
+		if _, err := dir.Sub(bad); !errors.Is(err, ErrInvalidURI) {
+			t.Errorf("Sub(%q): %v", bad, err)
+		}
+	}
+	sub, err := dir.Sub("restore-1")
+	if err != nil || sub.Dir != "a/restore-1" || sub.Location() != "file://"+root+"/a/restore-1" {
+		t.Fatalf("Sub: %+v %v", sub, err)
+	}
+	if ok, err := Empty(ctx, sub); !ok || err != nil {
+		t.Errorf("Empty of a missing directory: %v %v", ok, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Empty created the directory: %v", err)
+	}
+	tg, err := Open(ctx, sub, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if ok, err := Empty(ctx, sub); !ok || err != nil {
+		t.Errorf("Empty of an empty directory: %v %v", ok, err)
+	}
+	if _, err := tg.Create(ctx, "base.tar", 1, strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := Empty(ctx, sub); ok || err != nil {
+		t.Errorf("Empty after a write: %v %v", ok, err)
+	}
+	if ok, err := Empty(ctx, dir); ok || err != nil {
+		t.Errorf("Empty of the parent: %v %v", ok, err)
+	}
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Empty(ctx, Spec{Kind: KindDirectory, Root: root, Dir: "link"}); err == nil {
+		t.Error("Empty followed a symbolic link out of the root")
+	}
+
+	az := azuritetest.Start(t)
+	az.CreateContainer(t, "restores")
+	spec, err := Parse(az.ContainerSASURL(t, "restores"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bsub, err := spec.Sub("rp-1")
+	if err != nil || bsub.Prefix != "rp-1/" || bsub.Location() != az.URL+"/restores/rp-1" {
+		t.Fatalf("Sub: %v %v", bsub.Location(), err)
+	}
+	if ok, err := Empty(ctx, bsub); !ok || err != nil {
+		t.Errorf("Empty of a new container: %v %v", ok, err)
+	}
+	az.Upload(t, "restores", "rp-10/base.tar", []byte("other")) // a longer name with the same start
+	if ok, err := Empty(ctx, bsub); !ok || err != nil {
+		t.Errorf("Empty with rp-10/ only: %v %v", ok, err)
+	}
+	bt, err := Open(ctx, bsub, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bt.Create(ctx, "base.tar", 1, strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	if names := az.Blobs(t, "restores"); len(names) != 2 || names[0] != "rp-1/base.tar" {
+		t.Errorf("blobs %v", names)
+	}
+	if ok, err := Empty(ctx, bsub); ok || err != nil {
+		t.Errorf("Empty after a write: %v %v", ok, err)
+	}
+	// A SAS without the list permission: a clear error, without the token.
+	u, _ := url.Parse(az.ContainerSASURL(t, "restores"))
+	noList := strings.Replace(u.String(), "sp="+u.Query().Get("sp"), "sp=rw", 1)
+	if _, err := Parse(noList, nil); err == nil {
+		nl, _ := Parse(noList, nil)
+		_, err := Empty(ctx, nl)
+		if err == nil || strings.Contains(err.Error(), u.Query().Get("sig")) {
+			t.Errorf("Empty with a tampered SAS: %v", err)
+		}
+	}
+	missing, _ := Parse(az.ContainerSASURL(t, "missing"), nil)
+	if _, err := Empty(ctx, missing); err == nil || !strings.Contains(err.Error(), "ContainerNotFound") {
+		t.Errorf("Empty of a missing container: %v", err)
+	}
+}
