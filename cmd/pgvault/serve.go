@@ -52,6 +52,9 @@ type serveConfig struct {
 	// LtrLocalDirs are the directories startLtrBackup may write into
 	// through file:// URLs (pgvault's extension); none by default.
 	LtrLocalDirs []string
+	// RestoreLocalDirs are the directories a restore may write into
+	// through file:// URLs (pgvault's extension); none by default.
+	RestoreLocalDirs []string
 	// PruneInterval is how often every vault's repository is pruned (0: never).
 	PruneInterval time.Duration
 	// MaxConcurrentBackups is how many backups this node runs at once; the
@@ -80,20 +83,21 @@ func defaultDataDir(getenv func(string) string) string {
 
 func newServeCmd(e *env) *cobra.Command {
 	cfg := serveConfig{
-		Listen:         envOr(e.getenv, "PGVAULT_LISTEN", defaultListen),
-		DataDir:        envOr(e.getenv, "PGVAULT_DATA_DIR", defaultDataDir(e.getenv)),
-		LogLevel:       envOr(e.getenv, "PGVAULT_LOG_LEVEL", "info"),
-		LogFormat:      envOr(e.getenv, "PGVAULT_LOG_FORMAT", "text"),
-		PublicURL:      e.getenv("PGVAULT_PUBLIC_URL"),
-		TLSCert:        e.getenv("PGVAULT_TLS_CERT"),
-		TLSKey:         e.getenv("PGVAULT_TLS_KEY"),
-		TLSSelfSigned:  e.getenv("PGVAULT_TLS_SELF_SIGNED") == "true",
-		InsecureHTTP:   e.getenv("PGVAULT_INSECURE_HTTP") == "true",
-		OIDCIssuers:    splitList(e.getenv("PGVAULT_OIDC_ISSUERS")),
-		Audiences:      splitList(e.getenv("PGVAULT_AUDIENCES")),
-		SecretsKeyFile: e.getenv("PGVAULT_SECRETS_KEY_FILE"),
-		RepoKeyFile:    e.getenv("PGVAULT_REPOSITORY_KEY_FILE"),
-		LtrLocalDirs:   filepath.SplitList(e.getenv("PGVAULT_LTR_LOCAL_DIRS")),
+		Listen:           envOr(e.getenv, "PGVAULT_LISTEN", defaultListen),
+		DataDir:          envOr(e.getenv, "PGVAULT_DATA_DIR", defaultDataDir(e.getenv)),
+		LogLevel:         envOr(e.getenv, "PGVAULT_LOG_LEVEL", "info"),
+		LogFormat:        envOr(e.getenv, "PGVAULT_LOG_FORMAT", "text"),
+		PublicURL:        e.getenv("PGVAULT_PUBLIC_URL"),
+		TLSCert:          e.getenv("PGVAULT_TLS_CERT"),
+		TLSKey:           e.getenv("PGVAULT_TLS_KEY"),
+		TLSSelfSigned:    e.getenv("PGVAULT_TLS_SELF_SIGNED") == "true",
+		InsecureHTTP:     e.getenv("PGVAULT_INSECURE_HTTP") == "true",
+		OIDCIssuers:      splitList(e.getenv("PGVAULT_OIDC_ISSUERS")),
+		Audiences:        splitList(e.getenv("PGVAULT_AUDIENCES")),
+		SecretsKeyFile:   e.getenv("PGVAULT_SECRETS_KEY_FILE"),
+		RepoKeyFile:      e.getenv("PGVAULT_REPOSITORY_KEY_FILE"),
+		LtrLocalDirs:     filepath.SplitList(e.getenv("PGVAULT_LTR_LOCAL_DIRS")),
+		RestoreLocalDirs: filepath.SplitList(e.getenv("PGVAULT_RESTORE_LOCAL_DIRS")),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -162,6 +166,7 @@ from the data directory.`,
 	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile, "file with the key that encrypts database passwords, created if missing (default: keys/secrets.key in the data directory)")
 	f.StringVar(&cfg.RepoKeyFile, "repository-key-file", cfg.RepoKeyFile, "file with the master key of the backup repositories, created if missing (default: keys/repository.key in the data directory); without it no backup can be read")
 	f.StringArrayVar(&cfg.LtrLocalDirs, "ltr-local-dir", cfg.LtrLocalDirs, "directory inside which startLtrBackup may write backups given as file:// URLs (repeatable; none by default)")
+	f.StringArrayVar(&cfg.RestoreLocalDirs, "restore-local-dir", cfg.RestoreLocalDirs, "directory inside which a restore may write files given as file:// URLs (repeatable; none by default)")
 	f.DurationVar(&cfg.PruneInterval, "prune-interval", time.Hour, "how often to reclaim the space of expired and deleted recovery points in every vault (0: never)")
 	f.IntVar(&cfg.MaxConcurrentBackups, "max-concurrent-backups", 2, "how many backups this node runs at once; more wait queued")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
@@ -273,7 +278,12 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	if err != nil {
 		return err
 	}
-	svc, err := vault.New(ctx, vault.Config{Store: st, Logger: log, Secrets: box, JobQueued: func() { runner.Wake() }, LocalTargetDirs: ltrDirs})
+	restoreDirs, err := absDirs(cfg.RestoreLocalDirs)
+	if err != nil {
+		return err
+	}
+	svc, err := vault.New(ctx, vault.Config{Store: st, Logger: log, Secrets: box, JobQueued: func() { runner.Wake() },
+		LocalTargetDirs: ltrDirs, RestoreDirs: restoreDirs})
 	if err != nil {
 		return err
 	}

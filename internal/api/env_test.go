@@ -37,22 +37,23 @@ const testSub = "5f3c1a2b-9d4e-4f60-8a7b-1c2d3e4f5a6b"
 // testEnv is a real pgvault server (sqlite store in a temp dir, vault
 // service, HTTP API) on a loopback port.
 type testEnv struct {
-	t        testing.TB
-	dir      string
-	pageSize int
-	tls      bool
-	oidc     []string // external issuers to trust
-	noRunner bool     // do not run the job workers (jobs stay queued)
-	ltrDirs  []string // directories allowed as file:// LTR backup targets
-	runner   *job.Runner
-	stopJobs func()
-	logs     *syncBuffer
-	bodies   syncBuffer // every raw response body and header, for leak checks
-	store    *sqlite.Store
-	svc      *vault.Service
-	issuer   *auth.Issuer
-	srv      *httptest.Server
-	URL      string
+	t           testing.TB
+	dir         string
+	pageSize    int
+	tls         bool
+	oidc        []string // external issuers to trust
+	noRunner    bool     // do not run the job workers (jobs stay queued)
+	ltrDirs     []string // directories allowed as file:// LTR backup targets
+	restoreDirs []string // directories allowed as file:// restore targets
+	runner      *job.Runner
+	stopJobs    func()
+	logs        *syncBuffer
+	bodies      syncBuffer // every raw response body and header, for leak checks
+	store       *sqlite.Store
+	svc         *vault.Service
+	issuer      *auth.Issuer
+	srv         *httptest.Server
+	URL         string
 	// admin is the administrator principal (Owner at "/") and its secret.
 	admin       *vault.ServicePrincipal
 	adminSecret string
@@ -106,7 +107,7 @@ func (e *testEnv) start() {
 	}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var runner *job.Runner
-	svc, err := vault.New(ctx, vault.Config{Store: st, Secrets: box, Logger: log, LocalTargetDirs: e.ltrDirs, JobQueued: func() {
+	svc, err := vault.New(ctx, vault.Config{Store: st, Secrets: box, Logger: log, LocalTargetDirs: e.ltrDirs, RestoreDirs: e.restoreDirs, JobQueued: func() {
 		if runner != nil {
 			runner.Wake()
 		}

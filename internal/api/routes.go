@@ -66,6 +66,8 @@ func (s *Server) routes() []*arm.Route {
 		{Method: http.MethodPost, Pattern: pBI + "/resumeProtection", Provider: dp, Action: biAct + "resumeProtection/action", Handle: s.protectionAction("resumeProtection")},
 		{Method: http.MethodPost, Pattern: pBI + "/resumeBackups", Provider: dp, Action: biAct + "resumeBackups/action", Handle: s.protectionAction("resumeBackups")},
 		{Method: http.MethodPost, Pattern: pBI + "/backup", Provider: dp, Action: biAct + "backup/action", Handle: s.adhocBackup},
+		{Method: http.MethodPost, Pattern: pBI + "/validateRestore", Provider: dp, Action: biAct + "validateRestore/action", Handle: s.validateRestore},
+		{Method: http.MethodPost, Pattern: pBI + "/restore", Provider: dp, Action: biAct + "restore/action", Handle: s.triggerRestore},
 		{Method: http.MethodGet, Pattern: pBI + "/recoveryPoints", Provider: dp, Action: biAct + "recoveryPoints/read", Handle: s.listRecoveryPoints},
 		{Method: http.MethodGet, Pattern: pBI + "/recoveryPoints/{recoveryPointId}", Provider: dp, Action: biAct + "recoveryPoints/read", Handle: s.getRecoveryPoint},
 		{Method: http.MethodGet, Pattern: pVault + "/backupJobs", Provider: dp, Action: "Microsoft.DataProtection/backupVaults/backupJobs/read", Handle: s.listJobs},

@@ -32,7 +32,7 @@ const (
 )
 
 // claimedKinds are the job kinds a Runner runs.
-var claimedKinds = []string{vault.JobKindBackup, vault.JobKindLtrBackup, vault.JobKindPrune}
+var claimedKinds = []string{vault.JobKindBackup, vault.JobKindLtrBackup, vault.JobKindPrune, vault.JobKindRestore}
 
 // isBackup reports whether a job kind counts against
 // Config.MaxConcurrentBackups: the kinds that read a whole server.
@@ -241,6 +241,8 @@ func (r *Runner) run(ctx context.Context, j *store.Job) {
 		result, jobErr = r.runLtrBackup(jctx, j, &progress)
 	case vault.JobKindPrune:
 		result, jobErr = r.runPrune(jctx, j, &progress)
+	case vault.JobKindRestore:
+		result, jobErr = r.runRestore(jctx, j, &progress)
 	default:
 		result, jobErr = r.runBackup(jctx, j, &progress)
 	}

@@ -447,10 +447,17 @@ func isUUID(s string) bool {
 }
 
 // scopeParent is the stored resource a scope names (its role assignments
-// are deleted with it), or "" for the root and subscriptions.
+// are deleted with it), or "" for the root and subscriptions. A resource of
+// a provider pgvault does not serve but points at (a storage account or
+// container that receives restores) is not stored: its resource group is
+// the parent.
 func scopeParent(scope string) string {
-	if len(strings.Split(strings.Trim(scope, "/"), "/")) <= 2 {
+	parts := strings.Split(strings.Trim(scope, "/"), "/")
+	if len(parts) <= 2 {
 		return ""
+	}
+	if len(parts) > 5 && strings.EqualFold(parts[4], "providers") && strings.EqualFold(parts[5], "Microsoft.Storage") {
+		return "/" + strings.Join(parts[:4], "/")
 	}
 	return scope
 }
@@ -652,20 +659,39 @@ func (s *Service) ListRoleAssignments(ctx context.Context, scope, filter string)
 // by the role assignments in force. It is the one place that decides access,
 // for API requests and for the checks the vault makes on its own identity.
 func (s *Service) CheckAccess(ctx context.Context, principalID, action, scope string) (bool, error) {
+	as, err := s.assignmentsOf(ctx, principalID)
+	if err != nil {
+		return false, err
+	}
+	return auth.Allowed(as, principalID, action, scope), nil
+}
+
+// CheckDataAccess is CheckAccess for a data action (e.g. writing blobs),
+// which roles grant through their DataActions.
+func (s *Service) CheckDataAccess(ctx context.Context, principalID, dataAction, scope string) (bool, error) {
+	as, err := s.assignmentsOf(ctx, principalID)
+	if err != nil {
+		return false, err
+	}
+	return auth.AllowedData(as, principalID, dataAction, scope), nil
+}
+
+// assignmentsOf returns the role assignments of a principal.
+func (s *Service) assignmentsOf(ctx context.Context, principalID string) ([]auth.Assignment, error) {
 	rs, err := s.store.ResourceList(ctx, store.ListParams{Type: TypeRoleAssignment, RefersTo: principalRef(principalID)})
 	if err != nil {
-		return false, storeErr("listing role assignments", err)
+		return nil, storeErr("listing role assignments", err)
 	}
 	as := make([]auth.Assignment, 0, len(rs))
 	for _, r := range rs {
 		a, err := decodeRoleAssignment(r)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		guid := a.Properties.RoleDefinitionID[strings.LastIndex(a.Properties.RoleDefinitionID, "/")+1:]
 		as = append(as, auth.Assignment{PrincipalID: a.Properties.PrincipalID, RoleDefinitionID: guid, Scope: a.Properties.Scope})
 	}
-	return auth.Allowed(as, principalID, action, scope), nil
+	return as, nil
 }
 
 // validateSimpleName checks a name of letters, digits, '-', '_' and '.', 1 to 90 long.

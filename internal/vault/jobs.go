@@ -39,6 +39,7 @@ type AzureJob struct {
 	OperationCategory          string             `json:"operationCategory"`
 	PolicyID                   string             `json:"policyId,omitempty"`
 	PolicyName                 string             `json:"policyName,omitempty"`
+	RestoreType                string             `json:"restoreType,omitempty"`
 	ProgressEnabled            bool               `json:"progressEnabled"`
 	SourceResourceGroup        string             `json:"sourceResourceGroup"`
 	SourceSubscriptionID       string             `json:"sourceSubscriptionID"`
@@ -55,7 +56,16 @@ type JobExtendedInfo struct {
 	AdditionalDetails      map[string]string `json:"additionalDetails,omitempty"`
 	BackupInstanceState    string            `json:"backupInstanceState,omitempty"`
 	DataTransferredInBytes float64           `json:"dataTransferredInBytes"`
+	RecoveryDestination    string            `json:"recoveryDestination,omitempty"`
+	SourceRecoverPoint     *JobRecoveryPoint `json:"sourceRecoverPoint,omitempty"`
 	SubTasks               []JobSubTask      `json:"subTasks,omitempty"`
+}
+
+// JobRecoveryPoint is a RestoreJobRecoveryPointDetails: the recovery point
+// a restore job restores.
+type JobRecoveryPoint struct {
+	RecoveryPointID   string    `json:"recoveryPointID"`
+	RecoveryPointTime time.Time `json:"recoveryPointTime"`
 }
 
 // JobSubTask is a step of a job.
@@ -81,30 +91,74 @@ func azureJobStatus(status string) string {
 
 // jobResource describes a queued job as Azure does.
 func (s *Service) jobResource(j *store.Job) (*JobResource, error) {
+	if j.Kind == JobKindRestore {
+		return s.restoreJobResource(j)
+	}
 	var in BackupJobInput
 	if err := json.Unmarshal(j.Input, &in); err != nil {
 		return nil, fmt.Errorf("while decoding job %s: %w", j.ID, err)
 	}
-	srvSub, srvRG, _, _ := parseServerID(in.ServerID)
-	vaultName := in.VaultID[strings.LastIndex(in.VaultID, "/")+1:]
-	start := j.Created
-	if !j.Started.IsZero() {
-		start = j.Started
-	}
-	aj := AzureJob{
-		ActivityID: j.ID, BackupInstanceFriendlyName: in.InstanceName, BackupInstanceID: in.InstanceID,
-		DataSourceID: in.ServerID, DataSourceLocation: in.ServerLocation, DataSourceName: in.ServerName, DataSourceSetName: in.ServerName,
-		DataSourceType: DatasourceType, StartTime: start, IsUserTriggered: in.UserTriggered,
-		Operation: "Backup", OperationCategory: "Backup", PolicyID: in.PolicyID, PolicyName: in.PolicyName, ProgressEnabled: true,
-		SourceResourceGroup: srvRG, SourceSubscriptionID: srvSub, Status: azureJobStatus(j.Status), SubscriptionID: j.Subscription,
-		SupportedActions: []string{}, VaultName: vaultName, DestinationDataStoreName: "VaultStore",
-	}
+	aj := newAzureJob(j, in.VaultID, in.ServerID, in.ServerName, in.ServerLocation, in.InstanceID, in.InstanceName)
+	aj.IsUserTriggered, aj.OperationCategory = in.UserTriggered, "Backup"
+	aj.PolicyID, aj.PolicyName, aj.DestinationDataStoreName = in.PolicyID, in.PolicyName, "VaultStore"
 	if in.UserTriggered {
 		aj.Operation = "OnDemandBackup"
 	} else {
 		aj.Operation = "ScheduledBackup"
 	}
-	ext := &JobExtendedInfo{AdditionalDetails: map[string]string{"RetentionTag": in.RetentionTag, "PolicyRuleName": in.RuleName}}
+	ext := aj.ExtendedInfo
+	ext.AdditionalDetails["RetentionTag"], ext.AdditionalDetails["PolicyRuleName"] = in.RetentionTag, in.RuleName
+	if len(j.Result) > 0 {
+		var res BackupJobResult
+		if err := json.Unmarshal(j.Result, &res); err == nil {
+			ext.DataTransferredInBytes = float64(res.DataBytes)
+			ext.AdditionalDetails["RecoveryPointId"] = res.RecoveryPointID
+			ext.AdditionalDetails["StoredBytes"] = fmt.Sprint(res.StoredBytes)
+		}
+	}
+	return &JobResource{ID: in.VaultID + "/backupJobs/" + j.ID, Name: j.ID, Type: TypeJob, Properties: *aj}, nil
+}
+
+// restoreJobResource describes a restore job: operation Restore, the
+// recovery point restored and where to.
+func (s *Service) restoreJobResource(j *store.Job) (*JobResource, error) {
+	var in RestoreJobInput
+	if err := json.Unmarshal(j.Input, &in); err != nil {
+		return nil, fmt.Errorf("while decoding job %s: %w", j.ID, err)
+	}
+	aj := newAzureJob(j, in.VaultID, in.ServerID, in.ServerName, in.ServerLocation, in.InstanceID, in.InstanceName)
+	aj.IsUserTriggered, aj.Operation, aj.OperationCategory, aj.SourceDataStoreName = true, "Restore", "Restore", "VaultStore"
+	aj.RestoreType = "RecoveryPointBasedRestore"
+	ext := aj.ExtendedInfo
+	ext.RecoveryDestination = in.Destination
+	ext.SourceRecoverPoint = &JobRecoveryPoint{RecoveryPointID: in.RecoveryPointID, RecoveryPointTime: in.RecoveryPointTime}
+	ext.AdditionalDetails["RecoveryPointId"] = in.RecoveryPointID
+	if len(j.Result) > 0 {
+		var res RestoreJobResult
+		if err := json.Unmarshal(j.Result, &res); err == nil {
+			ext.DataTransferredInBytes = float64(res.Bytes)
+			ext.AdditionalDetails["Files"] = fmt.Sprint(len(res.Files))
+		}
+	}
+	return &JobResource{ID: in.VaultID + "/backupJobs/" + j.ID, Name: j.ID, Type: TypeJob, Properties: *aj}, nil
+}
+
+// newAzureJob fills in what backup and restore jobs share: names, times,
+// status, progress and errors.
+func newAzureJob(j *store.Job, vaultID, serverID, serverName, serverLocation, instanceID, instanceName string) *AzureJob {
+	srvSub, srvRG, _, _ := parseServerID(serverID)
+	start := j.Created
+	if !j.Started.IsZero() {
+		start = j.Started
+	}
+	aj := &AzureJob{
+		ActivityID: j.ID, BackupInstanceFriendlyName: instanceName, BackupInstanceID: instanceID,
+		DataSourceID: serverID, DataSourceLocation: serverLocation, DataSourceName: serverName, DataSourceSetName: serverName,
+		DataSourceType: DatasourceType, StartTime: start, ProgressEnabled: true,
+		SourceResourceGroup: srvRG, SourceSubscriptionID: srvSub, Status: azureJobStatus(j.Status), SubscriptionID: j.Subscription,
+		SupportedActions: []string{}, VaultName: vaultID[strings.LastIndex(vaultID, "/")+1:],
+	}
+	ext := &JobExtendedInfo{AdditionalDetails: map[string]string{}}
 	var prog JobProgress
 	if len(j.Progress) > 0 {
 		_ = json.Unmarshal(j.Progress, &prog)
@@ -114,14 +168,6 @@ func (s *Service) jobResource(j *store.Job) (*JobResource, error) {
 		}
 		if prog.BytesTotal > 0 {
 			ext.AdditionalDetails["BytesTotal"] = fmt.Sprint(prog.BytesTotal)
-		}
-	}
-	if len(j.Result) > 0 {
-		var res BackupJobResult
-		if err := json.Unmarshal(j.Result, &res); err == nil {
-			ext.DataTransferredInBytes = float64(res.DataBytes)
-			ext.AdditionalDetails["RecoveryPointId"] = res.RecoveryPointID
-			ext.AdditionalDetails["StoredBytes"] = fmt.Sprint(res.StoredBytes)
 		}
 	}
 	aj.ExtendedInfo = ext
@@ -137,7 +183,7 @@ func (s *Service) jobResource(j *store.Job) (*JobResource, error) {
 		_ = json.Unmarshal(j.Error, &e)
 		aj.ErrorDetails = []*UserFacingError{{Code: e.Code, Message: e.Message}}
 	}
-	return &JobResource{ID: in.VaultID + "/backupJobs/" + j.ID, Name: j.ID, Type: TypeJob, Properties: aj}, nil
+	return aj
 }
 
 // Job returns a backup job of a vault.

@@ -88,21 +88,12 @@ type ltrRecord struct {
 	JobID       string `json:"jobId"`
 }
 
-// LtrTarget is one target of a queued LTR backup as the job input keeps it:
-// a blob container's SAS URL only sealed.
-type LtrTarget struct {
-	Kind     target.Kind `json:"kind"`
-	Location string      `json:"location"`
-	// SealedURL is the SAS URL sealed by the secret box (blob containers).
-	SealedURL string `json:"sealedUrl,omitempty"`
-}
-
 // LtrBackupJobInput is what an LTR backup job needs; the job runner reads it.
 type LtrBackupJobInput struct {
-	ServerID   string      `json:"serverId"`
-	BackupName string      `json:"backupName"`
-	ResourceID string      `json:"resourceId"`
-	Targets    []LtrTarget `json:"targets"`
+	ServerID   string         `json:"serverId"`
+	BackupName string         `json:"backupName"`
+	ResourceID string         `json:"resourceId"`
+	Targets    []SealedTarget `json:"targets"`
 }
 
 // LtrArchive is one archive of a finished LTR backup and where it went.
@@ -170,14 +161,14 @@ func checkLocalDirs(dirs []string) ([]string, error) {
 	var out []string
 	for _, d := range dirs {
 		if !filepath.IsAbs(d) {
-			return nil, fmt.Errorf("vault: the local LTR target directory %q is not an absolute path", d)
+			return nil, fmt.Errorf("vault: the local target directory %q is not an absolute path", d)
 		}
 		fi, err := os.Stat(d)
 		if err != nil {
-			return nil, fmt.Errorf("vault: the local LTR target directory %s: %w", d, err)
+			return nil, fmt.Errorf("vault: the local target directory %s: %w", d, err)
 		}
 		if !fi.IsDir() {
-			return nil, fmt.Errorf("vault: the local LTR target directory %s is not a directory", d)
+			return nil, fmt.Errorf("vault: the local target directory %s is not a directory", d)
 		}
 		out = append(out, filepath.Clean(d))
 	}
@@ -225,7 +216,7 @@ func (s *Service) StartLtrBackup(ctx context.Context, sub, rg, name, backupName 
 	resID := ltrBackupID(rec.ID, backupName)
 	in := LtrBackupJobInput{ServerID: rec.ID, BackupName: backupName, ResourceID: resID}
 	for i, spec := range specs {
-		t := LtrTarget{Kind: spec.Kind, Location: spec.Location()}
+		t := SealedTarget{Kind: spec.Kind, Location: spec.Location()}
 		if spec.Kind == target.KindBlobContainer {
 			t.SealedURL = s.secrets.Seal(spec.SASURL, ltrTargetContext(resID, i))
 		}
@@ -330,20 +321,9 @@ func (s *Service) LtrBackupPlan(ctx context.Context, in LtrBackupJobInput) (*Ltr
 	}
 	plan := &LtrBackupPlan{Conn: conn}
 	for i, t := range in.Targets {
-		uri := t.Location
-		if t.Kind == target.KindBlobContainer {
-			if uri, err = s.secrets.Open(t.SealedURL, ltrTargetContext(in.ResourceID, i)); err != nil {
-				return nil, &Error{Kind: KindInvalid, Code: "LtrTargetUnreadable", Err: err,
-					Message: fmt.Sprintf("The SAS URI of target %d cannot be decrypted: pgvault's secrets key is not the one it was stored with. Start the backup again.", i)}
-			}
-		}
-		spec, err := target.Parse(uri, s.localDirs)
+		spec, err := s.openTarget(t, ltrTargetContext(in.ResourceID, i), s.localDirs, "LtrLocalTargetNotAllowed")
 		if err != nil {
-			code := "InvalidSasUri"
-			if errors.Is(err, target.ErrNotAllowed) {
-				code = "LtrLocalTargetNotAllowed"
-			}
-			return nil, &Error{Kind: KindInvalid, Code: code, Message: fmt.Sprintf("Target %d cannot be used any more: %v.", i, err)}
+			return nil, err
 		}
 		plan.Targets = append(plan.Targets, spec)
 	}

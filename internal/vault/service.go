@@ -42,6 +42,10 @@ type Config struct {
 	// a long-term-retention backup may be written through a file:// URL
 	// (pgvault's extension of startLtrBackup); none by default.
 	LocalTargetDirs []string
+	// RestoreDirs are the directories (absolute, existing) inside which a
+	// restore may write files through a file:// URL, or a new server's
+	// data directory (pgvault's extensions of restore); none by default.
+	RestoreDirs []string
 }
 
 // Service implements the control-plane operations.
@@ -50,9 +54,11 @@ type Service struct {
 	secrets   *secretbox.Box
 	jobQueued func()
 	localDirs []string
-	log       *slog.Logger
-	now       func() time.Time
-	tenantID  string
+	// restoreDirs are Config.RestoreDirs.
+	restoreDirs []string
+	log         *slog.Logger
+	now         func() time.Time
+	tenantID    string
 
 	// runners resume operations by kind after a restart.
 	runners map[string]func(ctx context.Context, op *store.Operation) (result any, err error)
@@ -83,6 +89,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if s.localDirs, err = checkLocalDirs(cfg.LocalTargetDirs); err != nil {
 		return nil, err
 	}
+	if s.restoreDirs, err = checkLocalDirs(cfg.RestoreDirs); err != nil {
+		return nil, err
+	}
 	tenant, err := s.store.MetaInit(ctx, metaTenantID, cmp.Or(cfg.TenantID, newUUID()))
 	if err != nil {
 		return nil, fmt.Errorf("while initialising the tenant ID: %w", err)
@@ -95,6 +104,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		opDeleteInstance:    s.runDeleteInstance,
 		opAdhocBackup:       s.runAdhocBackup,
 		opLtrBackup:         s.runLtrBackup,
+		opValidateRestore:   s.runValidateRestore,
+		opTriggerRestore:    s.runTriggerRestore,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil

@@ -1,0 +1,54 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/pgvault/pgvault/internal/api/arm"
+	"github.com/pgvault/pgvault/internal/store"
+	"github.com/pgvault/pgvault/internal/vault"
+)
+
+// validateRestore serves BackupInstances_ValidateForRestore: the body is a
+// ValidateRestoreRequestObject wrapping the restore request. 202 with
+// Azure-AsyncOperation and Location; the operation checks the vault
+// identity's access to the target and that the target is empty.
+func (s *Server) validateRestore(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	var in struct {
+		RestoreRequestObject *vault.RestoreRequest `json:"restoreRequestObject"`
+	}
+	if e := arm.DecodeBody(r, &in); e != nil {
+		return e
+	}
+	return s.restoreOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
+		return s.svc.ValidateRestore(r.Context(), sub, rg, v, bi, in.RestoreRequestObject, "restoreRequestObject.")
+	})
+}
+
+// triggerRestore serves BackupInstances_TriggerRestore: 202 with
+// Azure-AsyncOperation and Location; the operation's result is an
+// OperationJobExtendedInfo naming the restore job.
+func (s *Server) triggerRestore(w http.ResponseWriter, r *http.Request, p arm.Params) error {
+	var in vault.RestoreRequest
+	if e := arm.DecodeBody(r, &in); e != nil {
+		return e
+	}
+	return s.restoreOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
+		return s.svc.TriggerRestore(r.Context(), sub, rg, v, bi, &in)
+	})
+}
+
+// restoreOperation starts a restore operation and answers 202 with its
+// polling URLs at the vault's location.
+func (s *Server) restoreOperation(w http.ResponseWriter, r *http.Request, p arm.Params, start func(sub, rg, vault, instance string) (*store.Operation, error)) error {
+	sub, rg, vaultName := p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName")
+	op, err := start(sub, rg, vaultName, p.Get("backupInstanceName"))
+	if err != nil {
+		return err
+	}
+	v, err := s.svc.Vault(r.Context(), sub, rg, vaultName)
+	if err != nil {
+		return err
+	}
+	s.startedOperation(w, r, sub, v.Location, op, http.StatusAccepted, nil)
+	return nil
+}
