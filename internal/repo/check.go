@@ -348,7 +348,7 @@ func (c *checker) checkSnapshot(id ID) (bool, error) {
 			c.problem(name, fmt.Errorf("%w: tree blob %d (%s) has no intact copy", ErrCorrupt, i, tid))
 			return true, nil
 		}
-		b, err := c.r.loadBlobFrom(c.ctx, BlobTree, tid, -1, c.loc.lookup(&tid), c.hasher)
+		b, err := c.r.loadBlobFrom(c.ctx, BlobTree, tid, -1, c.loc.lookup(&tid), c.hasher, nil)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return false, err

@@ -235,6 +235,13 @@ func (c *codec) compress(dst, src []byte) []byte {
 // decompressBlob decodes compression ID | payload. With exact, the content
 // must be exactly rawLen bytes; otherwise rawLen is an upper bound.
 func (c *codec) decompressBlob(src []byte, rawLen int, exact bool) ([]byte, error) {
+	return c.decompressBlobInto(nil, src, rawLen, exact)
+}
+
+// decompressBlobInto is decompressBlob writing into dst's array when it has
+// room for rawLen bytes (an uncompressed blob is returned in place, as a
+// slice of src).
+func (c *codec) decompressBlobInto(dst, src []byte, rawLen int, exact bool) ([]byte, error) {
 	if len(src) < 1 {
 		return nil, fmt.Errorf("%w: empty blob", ErrCorrupt)
 	}
@@ -244,7 +251,10 @@ func (c *codec) decompressBlob(src []byte, rawLen int, exact bool) ([]byte, erro
 		out = src[1:]
 	case CompressionZstd:
 		var err error
-		out, err = c.blobDec.DecodeAll(src[1:], make([]byte, 0, rawLen))
+		if cap(dst) < rawLen {
+			dst = make([]byte, 0, rawLen)
+		}
+		out, err = c.blobDec.DecodeAll(src[1:], dst[:0:rawLen])
 		if err != nil {
 			return nil, fmt.Errorf("%w: while decompressing a blob: %v", ErrCorrupt, err)
 		}

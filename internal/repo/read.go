@@ -50,7 +50,7 @@ func (t *treeReader) load() error {
 	if t.next >= len(t.ids) {
 		return fmt.Errorf("%w: the tree ends without a trailer", ErrCorrupt)
 	}
-	b, err := t.r.loadBlob(t.ctx, BlobTree, t.ids[t.next], -1, t.hasher)
+	b, err := t.r.loadBlob(t.ctx, BlobTree, t.ids[t.next], -1, t.hasher, nil)
 	if err != nil {
 		return fmt.Errorf("while reading tree blob %d: %w", t.next, err)
 	}
@@ -264,7 +264,7 @@ func (f *fileReader) fill() error {
 		go func() {
 			defer f.wg.Done()
 			defer close(ft.done)
-			ft.data, ft.err = f.r.loadBlob(f.ctx, BlobData, id, n, f.r.keys.newIDHasher())
+			ft.data, ft.err = f.r.loadBlob(f.ctx, BlobData, id, n, f.r.keys.newIDHasher(), nil)
 			if ft.err != nil {
 				ft.err = fmt.Errorf("while reading %q: %w", f.file.Path, ft.err)
 			}

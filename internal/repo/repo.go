@@ -252,17 +252,15 @@ func getBytes(ctx context.Context, st storage.Storage, name string) ([]byte, err
 	return io.ReadAll(rc)
 }
 
-func getRange(ctx context.Context, st storage.Storage, name string, off, n int64) ([]byte, error) {
-	rc, err := st.GetRange(ctx, name, off, n)
+// readRange fills b with the bytes of object name from off on.
+func readRange(ctx context.Context, st storage.Storage, name string, off int64, b []byte) error {
+	rc, err := st.GetRange(ctx, name, off, int64(len(b)))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rc.Close()
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	_, err = io.ReadFull(rc, b)
+	return err
 }
 
 // readSealed reads a content-named sealed object, verifying its name.
@@ -354,14 +352,31 @@ func (r *Repo) refreshIndex(ctx context.Context) error {
 	return nil
 }
 
+// blobBuf holds the buffers a reader reuses from one blob to the next: the
+// sealed bytes (decrypted in place) and the decompressed content. A nil
+// *blobBuf makes every load allocate.
+type blobBuf struct {
+	sealed []byte
+	raw    []byte
+}
+
+// sized returns b resliced to n bytes, reallocated only when too small.
+func sized(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}
+
 // loadBlob reads, decrypts, decompresses and verifies a blob (R10-R12),
-// trying every copy. rawLen < 0 means unknown (tree blobs).
-func (r *Repo) loadBlob(ctx context.Context, t BlobType, id ID, rawLen int, hasher *idHasher) ([]byte, error) {
+// trying every copy. rawLen < 0 means unknown (tree blobs). With buf, the
+// result lives in buf and is valid until its next use.
+func (r *Repo) loadBlob(ctx context.Context, t BlobType, id ID, rawLen int, hasher *idHasher, buf *blobBuf) ([]byte, error) {
 	locs, err := r.locations(ctx, &id)
 	if err != nil {
 		return nil, err
 	}
-	b, err := r.loadBlobFrom(ctx, t, id, rawLen, locs, hasher)
+	b, err := r.loadBlobFrom(ctx, t, id, rawLen, locs, hasher, buf)
 	if err == nil || !errors.Is(err, storage.ErrNotFound) {
 		return b, err
 	}
@@ -381,17 +396,17 @@ func (r *Repo) loadBlob(ctx context.Context, t BlobType, id ID, rawLen int, hash
 	if len(untried) == 0 {
 		return nil, err
 	}
-	return r.loadBlobFrom(ctx, t, id, rawLen, untried, hasher)
+	return r.loadBlobFrom(ctx, t, id, rawLen, untried, hasher, buf)
 }
 
 // loadBlobFrom loads a blob from the first of locs that verifies.
-func (r *Repo) loadBlobFrom(ctx context.Context, t BlobType, id ID, rawLen int, locs []location, hasher *idHasher) ([]byte, error) {
+func (r *Repo) loadBlobFrom(ctx context.Context, t BlobType, id ID, rawLen int, locs []location, hasher *idHasher, buf *blobBuf) ([]byte, error) {
 	if len(locs) == 0 {
 		return nil, fmt.Errorf("%w: %v blob %s is not in the index", ErrCorrupt, t, id)
 	}
 	var errs []error
 	for _, l := range locs {
-		b, err := r.loadBlobAt(ctx, t, id, rawLen, l, hasher)
+		b, err := r.loadBlobAt(ctx, t, id, rawLen, l, hasher, buf)
 		if err == nil {
 			return b, nil
 		}
@@ -403,10 +418,16 @@ func (r *Repo) loadBlobFrom(ctx context.Context, t BlobType, id ID, rawLen int, 
 	return nil, errors.Join(errs...)
 }
 
-func (r *Repo) loadBlobAt(ctx context.Context, t BlobType, id ID, rawLen int, l location, hasher *idHasher) ([]byte, error) {
+func (r *Repo) loadBlobAt(ctx context.Context, t BlobType, id ID, rawLen int, l location, hasher *idHasher, buf *blobBuf) ([]byte, error) {
 	name := packName(l.pack.id)
-	sealed, err := getRange(ctx, r.st, name, int64(l.off), int64(l.length))
-	if err != nil {
+	var sealed []byte
+	if buf == nil {
+		sealed = make([]byte, l.length)
+	} else {
+		buf.sealed = sized(buf.sealed, int(l.length))
+		sealed = buf.sealed
+	}
+	if err := readRange(ctx, r.st, name, int64(l.off), sealed); err != nil {
 		return nil, fmt.Errorf("while reading %v blob %s from %s: %w", t, id, name, err)
 	}
 	plain, err := openBlob(r.keys.packAEAD(l.pack.salt[:]), sealed, sealed, l.off, t, id)
@@ -417,7 +438,12 @@ func (r *Repo) loadBlobAt(ctx context.Context, t BlobType, id ID, rawLen int, l 
 	if !exact {
 		limit = maxTreeBlobLen
 	}
-	out, err := r.codec.decompressBlob(plain, limit, exact)
+	var dst []byte
+	if buf != nil {
+		buf.raw = sized(buf.raw, limit)
+		dst = buf.raw
+	}
+	out, err := r.codec.decompressBlobInto(dst, plain, limit, exact)
 	if err != nil {
 		return nil, fmt.Errorf("while decompressing %v blob %s in %s at %d: %w", t, id, name, l.off, err)
 	}
