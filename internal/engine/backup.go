@@ -1,6 +1,7 @@
 // Package engine moves data: a PostgreSQL server's physical backup into the
-// repository (Backup), and a recovery point back out in pg_basebackup's tar
-// format (WriteTarFormat). It knows nothing of HTTP or the metadata store.
+// repository (Backup), and a recovery point back out as a data directory
+// (RestoreDir) or in pg_basebackup's tar format (WriteTarFormat). It knows
+// nothing of HTTP or the metadata store.
 //
 // A backup is stored as the data directory it describes: base.tar's entries
 // at their own paths, each tablespace's entries under pg_tblspc/<oid>/ (as

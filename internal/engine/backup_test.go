@@ -110,7 +110,9 @@ func populate(t testing.TB, c *pgtest.Cluster, tsDir string) {
 // through tablespace_map); pg_verifybackup (PostgreSQL 15) or a Go check of
 // the manifest; start; every table, large object and pg_class the same as
 // the source's when the backup was taken, and rows written after it absent.
-// A second backup of the unchanged server stores almost nothing new.
+// A second backup of the unchanged server stores almost nothing new. Then
+// the same backup restored with engine.RestoreDir (checkRestoreDir): on 15
+// with the tablespace moved, on 17 back at its original location.
 func testBackupRestore(t *testing.T, major int) {
 	began := time.Now()
 	phase := func(format string, args ...any) {
@@ -243,6 +245,8 @@ func testBackupRestore(t *testing.T, major int) {
 		t.Errorf("restored system identifier %s, want %s", sys, res1.Info.SystemIdentifier)
 	}
 	phase("restored cluster has the source's %d checksums", len(want))
+
+	checkRestoreDir(t, phase, src, r, s1, tsDir, tsOID, want, major == 15)
 }
 
 // checkTarHeaders checks the archives' headers against what PostgreSQL

@@ -59,12 +59,18 @@ var serverDotNames = map[string]bool{"pg_wal/archive_status": true, "pg_wal/summ
 // marker) and the caller must discard everything written.
 //
 // Each archive takes one pass over the snapshot's file tree, and every
-// regular file one repository lookup (repo.OpenFile).
+// regular file one repository lookup (repo.OpenFile). A repository lock is
+// held throughout, as by RestoreDir (docs/design.md R44).
 func WriteTarFormat(ctx context.Context, r *repo.Repo, s *repo.Snapshot, create func(name string) (io.WriteCloser, error)) error {
 	oids, err := SnapshotTablespaces(s)
 	if err != nil {
 		return err
 	}
+	lock, err := r.LockForReading(ctx)
+	if err != nil {
+		return fmt.Errorf("while reading snapshot %s: while locking the repository: %w", s.ID, err)
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
 	isTablespace := make(map[string]bool, len(oids))
 	for _, oid := range oids {
 		isTablespace[oid] = true
