@@ -50,7 +50,7 @@ type clientCmd struct {
 
 // addClientCommands adds the global client flags and the client commands
 // (group, vault, policy, server, instance, backup, job, recovery-point,
-// principal, role, token, admin, repo) to root.
+// principal, role, token, admin, repo, restore) to root.
 func addClientCommands(root *cobra.Command, e *env) {
 	c := &clientCmd{e: e}
 	pf := root.PersistentFlags()
@@ -65,7 +65,7 @@ func addClientCommands(root *cobra.Command, e *env) {
 	pf.StringVar(&c.caCert, "ca-cert", e.getenv("PGVAULT_CA_CERT"),
 		"PEM CA certificate to trust for an https server (env PGVAULT_CA_CERT; default: tls/cert.pem in the data directory, if it exists)")
 	root.AddCommand(c.groupCmd(), c.vaultCmd(), c.policyCmd(), c.serverCmd(), c.instanceCmd(), c.backupCmd(), c.jobCmd(), c.recoveryPointCmd(),
-		c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd(), c.repoCmd())
+		c.principalCmd(), c.roleCmd(), c.tokenCmd(), c.adminCmd(), c.repoCmd(), c.restoreCmd())
 }
 
 // checkOutput checks and normalises --output.
