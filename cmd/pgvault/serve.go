@@ -55,6 +55,9 @@ type serveConfig struct {
 	// RestoreLocalDirs are the directories a restore may write into
 	// through file:// URLs (pgvault's extension); none by default.
 	RestoreLocalDirs []string
+	// PGInstallDir holds the PostgreSQL installations (<dir>/<major>/bin)
+	// that start servers restored as new servers.
+	PGInstallDir string
 	// PruneInterval is how often every vault's repository is pruned (0: never).
 	PruneInterval time.Duration
 	// MaxConcurrentBackups is how many backups this node runs at once; the
@@ -98,6 +101,7 @@ func newServeCmd(e *env) *cobra.Command {
 		RepoKeyFile:      e.getenv("PGVAULT_REPOSITORY_KEY_FILE"),
 		LtrLocalDirs:     filepath.SplitList(e.getenv("PGVAULT_LTR_LOCAL_DIRS")),
 		RestoreLocalDirs: filepath.SplitList(e.getenv("PGVAULT_RESTORE_LOCAL_DIRS")),
+		PGInstallDir:     e.getenv("PGVAULT_PG_INSTALL_DIR"),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -166,7 +170,8 @@ from the data directory.`,
 	f.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", cfg.SecretsKeyFile, "file with the key that encrypts database passwords, created if missing (default: keys/secrets.key in the data directory)")
 	f.StringVar(&cfg.RepoKeyFile, "repository-key-file", cfg.RepoKeyFile, "file with the master key of the backup repositories, created if missing (default: keys/repository.key in the data directory); without it no backup can be read")
 	f.StringArrayVar(&cfg.LtrLocalDirs, "ltr-local-dir", cfg.LtrLocalDirs, "directory inside which startLtrBackup may write backups given as file:// URLs (repeatable; none by default)")
-	f.StringArrayVar(&cfg.RestoreLocalDirs, "restore-local-dir", cfg.RestoreLocalDirs, "directory inside which a restore may write files given as file:// URLs (repeatable; none by default)")
+	f.StringArrayVar(&cfg.RestoreLocalDirs, "restore-local-dir", cfg.RestoreLocalDirs, "directory inside which a restore may write files given as file:// URLs, or a new server's data directory (repeatable; none by default)")
+	f.StringVar(&cfg.PGInstallDir, "pg-install-dir", cfg.PGInstallDir, "directory of the PostgreSQL installations (<dir>/<major>/bin) that start servers restored as new servers (default /usr/lib/postgresql)")
 	f.DurationVar(&cfg.PruneInterval, "prune-interval", time.Hour, "how often to reclaim the space of expired and deleted recovery points in every vault (0: never)")
 	f.IntVar(&cfg.MaxConcurrentBackups, "max-concurrent-backups", 2, "how many backups this node runs at once; more wait queued")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
@@ -303,7 +308,7 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	}
 	// Room for the backups and two other jobs (prunes, restores) beside them.
 	runner = job.New(job.Config{Store: st, Service: svc, Repos: repos.Open, Owner: owner, Logger: log,
-		Concurrency: cfg.MaxConcurrentBackups + 2, MaxConcurrentBackups: cfg.MaxConcurrentBackups})
+		Concurrency: cfg.MaxConcurrentBackups + 2, MaxConcurrentBackups: cfg.MaxConcurrentBackups, PGInstallDir: cfg.PGInstallDir})
 	// Before anything serves: the jobs a killed process left Running fail
 	// now, so that no client ever sees them in progress.
 	if err := runner.FailOrphans(ctx); err != nil {

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
 	"github.com/pgvault/pgvault/internal/engine"
+	"github.com/pgvault/pgvault/internal/pgctl"
 	"github.com/pgvault/pgvault/internal/repo"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/target"
@@ -36,6 +38,9 @@ func (r *Runner) runRestore(ctx context.Context, j *store.Job, progress *atomic.
 	rp, snap, err := r.openRecoveryPoint(ctx, in)
 	if err != nil {
 		return nil, err
+	}
+	if in.NewServer != nil {
+		return r.restoreServer(ctx, in, plan, rp, snap, progress)
 	}
 	if err := vault.CheckRestoreTargetEmpty(ctx, plan.Target); err != nil {
 		return nil, err
@@ -64,6 +69,76 @@ func (r *Runner) runRestore(ctx context.Context, j *store.Job, progress *atomic.
 		return nil, restoreError(err, tg.Location())
 	}
 	return json.Marshal(vault.RestoreJobResult{Location: tg.Location(), Files: files, Bytes: written.Load()})
+}
+
+// restoreServer restores a recovery point as a new server on this host:
+// engine.RestoreDir writes the data directory (extra tablespaces under
+// <dataDirectory>-tablespaces/<oid>), pgctl sets its port and, when asked,
+// starts it; then the server is registered as a flexibleServers resource.
+// A failure before the registration removes what was written (RestoreDir
+// cleans up after itself; a server that does not start stays on disk, its
+// directory named in the error).
+func (r *Runner) restoreServer(ctx context.Context, in vault.RestoreJobInput, plan *vault.RestorePlan, rp *repo.Repo, snap *repo.Snapshot,
+	progress *atomic.Pointer[vault.JobProgress]) ([]byte, error) {
+	n := in.NewServer
+	for _, spec := range []target.Spec{*plan.DataDir, *plan.TablespaceRoot} {
+		if err := vault.CheckRestoreTargetEmpty(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
+	oids, err := engine.SnapshotTablespaces(snap)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	spaces := make(map[string]string, len(oids))
+	for _, oid := range oids {
+		spaces[oid] = n.TablespaceDirectory(oid)
+	}
+	dataDir := n.DataDirectory()
+	progress.Store(&vault.JobProgress{Phase: "Transferring", BytesTotal: snap.Stats.Bytes})
+	res, err := engine.RestoreDir(ctx, rp, snap, engine.RestoreDirOptions{DataDir: dataDir, Tablespaces: spaces,
+		Progress: func(done, total int64) {
+			progress.Store(&vault.JobProgress{Phase: "Transferring", BytesDone: done, BytesTotal: total})
+		}})
+	if errors.Is(err, engine.ErrTargetNotEmpty) {
+		return nil, &vault.Error{Kind: vault.KindConflict, Code: "UserErrorRestoreTargetAlreadyExists", Err: err,
+			Message: "The new server's directories are not empty; nothing was written: " + err.Error()}
+	}
+	if err != nil {
+		return nil, restoreError(err, "file://"+dataDir)
+	}
+	major, err := pgctl.Major(dataDir)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	progress.Store(&vault.JobProgress{Phase: "Configuring", BytesDone: res.Bytes, BytesTotal: res.Bytes})
+	if err := pgctl.Configure(dataDir, n.Port); err != nil {
+		return nil, restoreTargetError(err)
+	}
+	dirs := []string{dataDir}
+	if len(oids) > 0 {
+		dirs = append(dirs, filepath.Join(n.Root, n.DataDir+"-tablespaces"))
+	}
+	if err := pgctl.Own(dirs...); err != nil {
+		return nil, restoreTargetError(err)
+	}
+	if n.Start {
+		progress.Store(&vault.JobProgress{Phase: "Starting", BytesDone: res.Bytes, BytesTotal: res.Bytes})
+		bin, err := pgctl.BinDir(r.cfg.PGInstallDir, major)
+		if err != nil {
+			return nil, &vault.Error{Kind: vault.KindInvalid, Code: "UserErrorRestoredServerNotStarted", Err: err,
+				Message: fmt.Sprintf("The data directory %s was restored, but the server cannot be started: %v.", dataDir, err)}
+		}
+		if err := pgctl.Start(ctx, bin, dataDir, filepath.Join(dataDir, "pgvault-start.log")); err != nil {
+			return nil, &vault.Error{Kind: vault.KindInvalid, Code: "UserErrorRestoredServerNotStarted", Err: err,
+				Message: fmt.Sprintf("The data directory %s was restored, but the server did not start: %v.", dataDir, err)}
+		}
+	}
+	srv, err := r.cfg.Service.RegisterRestoredServer(ctx, in, major)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(vault.RestoreJobResult{Location: "file://" + dataDir, Bytes: res.Bytes, ServerID: srv.ID})
 }
 
 // openRecoveryPoint opens the repository of the restore's vault and the

@@ -65,6 +65,10 @@ type Config struct {
 	// when it changed (default 1 s, at most a third of Lease): what clients
 	// following a job see is at most this old.
 	ProgressInterval time.Duration
+	// PGInstallDir holds the PostgreSQL installations a restore as a new
+	// server starts the server with: <PGInstallDir>/<major>/bin (default
+	// pgctl.DefaultInstallDir, Debian's /usr/lib/postgresql).
+	PGInstallDir string
 	// Prune tunes prune jobs (default: the margins of docs/design.md §12).
 	Prune repo.PruneOptions
 	// Now is the clock of what jobs record, such as a recovery point's time

@@ -137,7 +137,11 @@ func (s *Service) restoreJobResource(j *store.Job) (*JobResource, error) {
 		var res RestoreJobResult
 		if err := json.Unmarshal(j.Result, &res); err == nil {
 			ext.DataTransferredInBytes = float64(res.Bytes)
-			ext.AdditionalDetails["Files"] = fmt.Sprint(len(res.Files))
+			if res.ServerID != "" {
+				ext.AdditionalDetails["ServerId"] = res.ServerID
+			} else {
+				ext.AdditionalDetails["Files"] = fmt.Sprint(len(res.Files))
+			}
 		}
 	}
 	return &JobResource{ID: in.VaultID + "/backupJobs/" + j.ID, Name: j.ID, Type: TypeJob, Properties: *aj}, nil

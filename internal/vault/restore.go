@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/pgvault/pgvault/internal/pg"
 	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/target"
 )
@@ -30,6 +33,7 @@ const (
 	opTriggerRestore     = "instance.restore"
 	restoreRequestType   = "AzureBackupRecoveryPointBasedRestoreRequest"
 	filesTargetType      = "RestoreFilesTargetInfo"
+	serverTargetType     = "RestoreTargetInfo"
 	locationAzureBlobs   = "AzureBlobs"
 	recoveryFailIfExists = "FailIfExists"
 	sourceVaultStore     = "VaultStore"
@@ -49,12 +53,49 @@ type RestoreRequest struct {
 }
 
 // RestoreTargetInfo is a RestoreFilesTargetInfo (the only kind PostgreSQL
-// flexible servers support in Azure).
+// flexible servers support in Azure), or a RestoreTargetInfo naming a new
+// server in DatasourceInfo with pgvault's extension Pgvault (restore as a
+// new server on the pgvault host).
 type RestoreTargetInfo struct {
 	ObjectType      string                `json:"objectType"`
 	RecoveryOption  string                `json:"recoveryOption"`
 	RestoreLocation string                `json:"restoreLocation,omitempty"`
 	TargetDetails   *RestoreTargetDetails `json:"targetDetails,omitempty"`
+	DatasourceInfo  *Datasource           `json:"datasourceInfo,omitempty"`
+	Pgvault         *NewServerOptions     `json:"pgvault,omitempty"`
+}
+
+// NewServerOptions are pgvault's extension of RestoreTargetInfo: where the
+// new server's data directory goes and how it runs.
+type NewServerOptions struct {
+	// DataDirectory is the new data directory: an absolute path inside a
+	// directory of serve --restore-local-dir, absent or empty. Extra
+	// tablespaces go to DataDirectory + "-tablespaces/<oid>".
+	DataDirectory string `json:"dataDirectory"`
+	// Port is the TCP port the new server listens on (on the pgvault host).
+	Port int `json:"port"`
+	// Start starts the server once restored (default: left stopped).
+	Start bool `json:"start"`
+}
+
+// NewServerRestore is the new server of a restore, as its job input keeps it.
+type NewServerRestore struct {
+	ServerID string `json:"serverId"`
+	Name     string `json:"name"`
+	Location string `json:"location"`
+	// Root is the allowed directory, DataDir the data directory relative to it.
+	Root    string `json:"root"`
+	DataDir string `json:"dataDir"`
+	Port    int    `json:"port"`
+	Start   bool   `json:"start"`
+}
+
+// DataDirectory is the new server's absolute data directory.
+func (n *NewServerRestore) DataDirectory() string { return filepath.Join(n.Root, n.DataDir) }
+
+// TablespaceDirectory is where a new server's extra tablespace goes.
+func (n *NewServerRestore) TablespaceDirectory(oid string) string {
+	return filepath.Join(n.Root, n.DataDir+"-tablespaces", oid)
 }
 
 // RestoreTargetDetails are a RestoreFilesTargetInfo's TargetDetails.
@@ -94,6 +135,8 @@ type RestoreJobInput struct {
 	// TargetResourceID is the storage account or container ARM ID of a
 	// blob target, on which the vault identity needs its role.
 	TargetResourceID string `json:"targetResourceId,omitempty"`
+	// NewServer, instead of Target, is a new server to restore into.
+	NewServer *NewServerRestore `json:"newServer,omitempty"`
 
 	// Names kept for the job's description after the resources are gone.
 	InstanceName   string `json:"instanceName"`
@@ -112,8 +155,10 @@ type RestoredFile struct {
 type RestoreJobResult struct {
 	// Location is where the files are, without secrets.
 	Location string         `json:"location"`
-	Files    []RestoredFile `json:"files"`
+	Files    []RestoredFile `json:"files,omitempty"`
 	Bytes    int64          `json:"bytes"`
+	// ServerID is the new server of a restore as a new server.
+	ServerID string `json:"serverId,omitempty"`
 }
 
 // restoreContext binds a sealed restore target URL to its restore.
@@ -185,9 +230,9 @@ func (s *Service) checkRestore(ctx context.Context, sub, rg, vaultName, instance
 	switch {
 	case ti == nil:
 		return nil, invalid("MissingProperty", tp, "restoreTargetInfo is required (objectType %s).", filesTargetType)
-	case ti.ObjectType != filesTargetType:
+	case ti.ObjectType != filesTargetType && ti.ObjectType != serverTargetType:
 		return nil, invalid("UserErrorRestoreTypeNotSupported", tp+".objectType",
-			"The restore target type '%s' is not supported; use %s.", ti.ObjectType, filesTargetType)
+			"The restore target type '%s' is not supported; use %s (or %s with pgvault's extension, to restore as a new server).", ti.ObjectType, filesTargetType, serverTargetType)
 	case ti.RecoveryOption != recoveryFailIfExists:
 		return nil, invalid("InvalidPropertyValue", tp+".recoveryOption", "recoveryOption must be %s (got '%s').", recoveryFailIfExists, ti.RecoveryOption)
 	}
@@ -196,6 +241,12 @@ func (s *Service) checkRestore(ctx context.Context, sub, rg, vaultName, instance
 		JobID: newUUID(), InstanceID: bi.ID, VaultID: bi.ID[:strings.LastIndex(strings.ToLower(bi.ID), "/backupinstances/")],
 		ServerID: ds.ResourceID, RecoveryPointID: rp.Name, RecoveryPointTime: rp.Properties.RecoveryPointTime,
 		SnapshotID: rp.Properties.Pgvault.SnapshotID, InstanceName: bi.Name, ServerName: ds.ResourceName, ServerLocation: ds.ResourceLocation,
+	}
+	if ti.ObjectType == serverTargetType {
+		if err := s.checkServerTarget(ctx, ti, tp, in); err != nil {
+			return nil, err
+		}
+		return in, nil
 	}
 	if err := s.checkFilesTarget(ti.TargetDetails, tp+".targetDetails", in); err != nil {
 		return nil, err
@@ -246,6 +297,67 @@ func (s *Service) checkFilesTarget(td *RestoreTargetDetails, at string, in *Rest
 	return nil
 }
 
+// checkServerTarget checks a restore as a new server: a RestoreTargetInfo
+// naming a new server (in a resource group that exists) in datasourceInfo,
+// with pgvault's extension giving a data directory inside an allowed
+// directory and a port.
+func (s *Service) checkServerTarget(ctx context.Context, ti *RestoreTargetInfo, at string, in *RestoreJobInput) error {
+	if ti.DatasourceInfo == nil || ti.DatasourceInfo.ResourceID == "" {
+		return invalid("MissingProperty", at+".datasourceInfo.resourceID", "datasourceInfo.resourceID is required: the ARM ID of the new server (Microsoft.DBforPostgreSQL/flexibleServers).")
+	}
+	sub, rg, name, ok := parseServerID(ti.DatasourceInfo.ResourceID)
+	if !ok {
+		return invalid("InvalidPropertyValue", at+".datasourceInfo.resourceID", "'%s' is not the ARM ID of a PostgreSQL flexible server.", ti.DatasourceInfo.ResourceID)
+	}
+	if e := ValidateServerName(name); e != nil {
+		e.Target = at + ".datasourceInfo.resourceID"
+		return e
+	}
+	group, err := s.ResourceGroup(ctx, sub, rg)
+	if err != nil {
+		if e, ok := AsError(err); ok {
+			e.Target = at + ".datasourceInfo.resourceID"
+		}
+		return err
+	}
+	if _, err := s.serverRecord(ctx, sub, group.Name, name); err == nil {
+		return newError(KindConflict, "UserErrorRestoreTargetAlreadyExists", at+".datasourceInfo.resourceID",
+			"The server '%s' exists already; restore as a new server needs a name that is free.", name)
+	} else if !isNotFound(err) {
+		return err
+	}
+	x := ti.Pgvault
+	if x == nil || x.DataDirectory == "" {
+		return invalid("MissingProperty", at+".pgvault.dataDirectory",
+			"pgvault.dataDirectory is required to restore as a new server: the new data directory, inside a directory the pgvault server allows (serve --restore-local-dir).")
+	}
+	if !filepath.IsAbs(x.DataDirectory) {
+		return invalid("InvalidPropertyValue", at+".pgvault.dataDirectory", "The data directory '%s' is not an absolute path.", x.DataDirectory)
+	}
+	spec, err := target.Parse((&url.URL{Scheme: "file", Path: x.DataDirectory}).String(), s.restoreDirs)
+	if err == nil && spec.Dir == "." {
+		err = fmt.Errorf("%w: the data directory must be a directory inside %s, not that directory itself", target.ErrNotAllowed, spec.Root)
+	}
+	switch {
+	case errors.Is(err, target.ErrNotAllowed):
+		return &Error{Kind: KindInvalid, Code: "UserErrorRestoreTargetNotAllowed", Target: at + ".pgvault.dataDirectory",
+			Message: fmt.Sprintf("The data directory cannot be used: %v. It must lie inside one of the directories the pgvault server allows for restores (serve --restore-local-dir).", err)}
+	case err != nil:
+		return invalid("InvalidPropertyValue", at+".pgvault.dataDirectory", "The data directory cannot be used: %v.", err)
+	}
+	if x.Port < 1 || x.Port > 65535 {
+		return invalid("InvalidPropertyValue", at+".pgvault.port", "pgvault.port must be the TCP port (1-65535) the new server listens on; got %d.", x.Port)
+	}
+	loc := ti.RestoreLocation
+	if loc == "" {
+		loc = in.ServerLocation
+	}
+	in.NewServer = &NewServerRestore{ServerID: ServerID(sub, group.Name, name), Name: name, Location: loc,
+		Root: spec.Root, DataDir: spec.Dir, Port: x.Port, Start: x.Start}
+	in.Destination = in.NewServer.ServerID
+	return nil
+}
+
 // checkStorageID checks that id is the ARM ID of a storage account, or of a
 // container of one, and that a container ID names the URL's container.
 func checkStorageID(id string, spec target.Spec, at string) *Error {
@@ -276,15 +388,42 @@ func checkStorageID(id string, spec target.Spec, at string) *Error {
 }
 
 // RestorePlan is what a restore needs to write: the target, SAS token
-// included. Keep it in memory only.
+// included (keep it in memory only), or the new server's directories.
 type RestorePlan struct {
 	Target target.Spec
+	// DataDir and TablespaceRoot (of a restore as a new server) are the
+	// data directory and the directory of its tablespaces, as targets.
+	DataDir, TablespaceRoot *target.Spec
+}
+
+// newServerPlan checks again that the new server's directories are allowed
+// and that its name is free.
+func (s *Service) newServerPlan(ctx context.Context, in RestoreJobInput) (*RestorePlan, error) {
+	n := in.NewServer
+	var specs [2]target.Spec
+	for i, dir := range []string{n.DataDirectory(), n.DataDirectory() + "-tablespaces"} {
+		spec, err := target.Parse((&url.URL{Scheme: "file", Path: dir}).String(), s.restoreDirs)
+		if err != nil {
+			return nil, &Error{Kind: KindInvalid, Code: "UserErrorRestoreTargetNotAllowed", Err: err,
+				Message: fmt.Sprintf("The directory %s cannot be used any more: %v.", dir, err)}
+		}
+		specs[i] = spec
+	}
+	if _, err := s.store.ResourceGet(ctx, n.ServerID); err == nil {
+		return nil, newError(KindConflict, "UserErrorRestoreTargetAlreadyExists", "", "The server %s was registered meanwhile; restore under another name.", n.ServerID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, storeErr("reading server", err)
+	}
+	return &RestorePlan{DataDir: &specs[0], TablespaceRoot: &specs[1]}, nil
 }
 
 // RestorePlan resolves a restore's input: it opens the sealed target URL
 // and checks again that a local directory is allowed (the configuration may
 // have changed since the restore was asked for).
 func (s *Service) RestorePlan(ctx context.Context, in RestoreJobInput) (*RestorePlan, error) {
+	if in.NewServer != nil {
+		return s.newServerPlan(ctx, in)
+	}
 	spec, err := s.openTarget(in.Target, restoreContext(in.JobID), s.restoreDirs, "UserErrorRestoreTargetNotAllowed")
 	if err != nil {
 		return nil, err
@@ -354,6 +493,12 @@ func (s *Service) checkRestoreTarget(ctx context.Context, in *RestoreJobInput) e
 	if err != nil {
 		return err
 	}
+	if plan.DataDir != nil {
+		if err := CheckRestoreTargetEmpty(ctx, *plan.DataDir); err != nil {
+			return err
+		}
+		return CheckRestoreTargetEmpty(ctx, *plan.TablespaceRoot)
+	}
 	return CheckRestoreTargetEmpty(ctx, plan.Target)
 }
 
@@ -422,4 +567,65 @@ func (s *Service) runTriggerRestore(ctx context.Context, op *store.Operation) (a
 		s.jobQueued()
 	}
 	return result, nil
+}
+
+// Server state of a restored server that was not started.
+const ServerStopped = "Stopped"
+
+// RegisterRestoredServer registers the new server of a finished restore as
+// a flexibleServers resource, so that it can be protected in turn: at
+// 127.0.0.1 on the restore's port, with the source server's login and
+// password (the restored cluster has the source's roles). A started server
+// is probed (Ready, with its version and system identifier); one left
+// stopped is Stopped, with major its major version.
+func (s *Service) RegisterRestoredServer(ctx context.Context, in RestoreJobInput, major int) (*Server, error) {
+	n := in.NewServer
+	if n == nil {
+		return nil, errors.New("vault: the restore has no new server")
+	}
+	sr, err := s.store.ResourceGet(ctx, in.ServerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, newError(KindNotFound, "UserErrorDatasourceNotFound", "",
+			"The source server %s was deleted: its login, which the restored server shares, is unknown. Register %s by hand.", in.ServerID, n.ServerID)
+	}
+	if err != nil {
+		return nil, storeErr("reading server", err)
+	}
+	src, err := decodeServer(sr)
+	if err != nil {
+		return nil, err
+	}
+	password, err := s.secrets.Open(src.SealedPassword, src.ID)
+	if err != nil {
+		return nil, unreadablePassword(src.Name, err)
+	}
+	sub, rg, _, _ := parseServerID(n.ServerID)
+	ext := ServerExtension{Port: n.Port, SSLMode: "prefer", Database: "postgres"}
+	if src.Properties.Pgvault != nil && src.Properties.Pgvault.Database != "" {
+		ext.Database = src.Properties.Pgvault.Database
+	}
+	now := s.nowUTC()
+	ext.LastCheckedAt = &now
+	props := ServerProperties{FullyQualifiedDomainName: "127.0.0.1", AdministratorLogin: src.Properties.AdministratorLogin,
+		Version: fmt.Sprint(major), State: ServerStopped, Pgvault: &ext}
+	if n.Start {
+		info, err := pg.Probe(ctx, pg.Conn{Host: "127.0.0.1", Port: n.Port, User: src.Properties.AdministratorLogin, Password: password,
+			Database: ext.Database, SSLMode: ext.SSLMode})
+		if err != nil {
+			return nil, serverCheckError(err, n.Name)
+		}
+		props.Version, props.MinorVersion, props.State, ext.SystemIdentifier = fmt.Sprint(info.Major), info.Version, ServerReady, info.SystemIdentifier
+	} else {
+		ext.StateReason = "restored by pgvault and not started: start it with pg_ctl -D " + n.DataDirectory() + " start"
+	}
+	rec := &serverRecord{Server: Server{ID: n.ServerID, Name: n.Name, Type: TypeServer, Location: n.Location,
+		Tags:       map[string]string{"pgvault-restored-from": in.ServerID + "/recoveryPoints/" + in.RecoveryPointID},
+		SystemData: &SystemData{CreatedBy: "pgvault", CreatedByType: "Application", CreatedAt: now, LastModifiedBy: "pgvault", LastModifiedByType: "Application", LastModifiedAt: now},
+		Properties: props}}
+	rec.SealedPassword = s.secrets.Seal(password, n.ServerID)
+	if err := s.writeServer(ctx, sub, ResourceGroupID(sub, rg), rec, store.PutOptions{IfNoneMatch: true}); err != nil {
+		return nil, err
+	}
+	out := rec.Server
+	return &out, nil
 }
