@@ -297,7 +297,7 @@ func TestFollowJobOnTerminal(t *testing.T) {
 	saveInterval := jobPollInterval
 	jobPollInterval = time.Millisecond
 	t.Cleanup(func() { jobPollInterval = saveInterval })
-	j, raw, err := c.followJob(context.Background(), client.New(srv.URL, nil), "/x/backupJobs/j1", "j1")
+	j, raw, err := c.followJob(context.Background(), client.New(srv.URL, nil), "/x/backupJobs/j1", "backup", "j1")
 	if err != nil {
 		t.Fatal(err)
 	}

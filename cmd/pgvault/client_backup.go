@@ -43,6 +43,7 @@ type jobView struct {
 		ExtendedInfo *struct {
 			AdditionalDetails      map[string]string `json:"additionalDetails"`
 			DataTransferredInBytes float64           `json:"dataTransferredInBytes"`
+			RecoveryDestination    string            `json:"recoveryDestination"`
 		} `json:"extendedInfo"`
 	} `json:"properties"`
 }
@@ -133,6 +134,9 @@ func (c *clientCmd) printJob(raw []byte) error {
 	}
 	if rp := j.detail("RecoveryPointId"); rp != "" {
 		c.printf("Recovery point: %s", rp)
+	}
+	if x := j.Properties.ExtendedInfo; x != nil && x.RecoveryDestination != "" {
+		c.printf("Restored to: %s", x.RecoveryDestination)
 	}
 	if e := j.jobError(); e != "" {
 		c.printf("Error: %s", e)
@@ -260,7 +264,7 @@ recovery point only once the job completed), or the queued job with --no-wait.`,
 				fmt.Fprintf(c.e.stderr, "not following backup job %s; see it with: %s\n", name, show)
 				return c.printJob(jr.Body)
 			}
-			j, raw, err := c.followJob(ctx, cl, jobPath, name)
+			j, raw, err := c.followJob(ctx, cl, jobPath, "backup", name)
 			if err != nil {
 				return hintedError{err: err, hint: "  the backup continues on the server; follow it with: " + show}
 			}
@@ -331,13 +335,13 @@ func jobNameOf(resp *client.Response, op *client.Operation) (string, error) {
 // on stderr: on a terminal a line redrawn at every poll, else a line when
 // the progress changed, at most every jobLogEvery. It returns the ended job
 // and its JSON.
-func (c *clientCmd) followJob(ctx context.Context, cl *client.Client, path, name string) (*jobView, []byte, error) {
+func (c *clientCmd) followJob(ctx context.Context, cl *client.Client, path, kind, name string) (*jobView, []byte, error) {
 	w := c.e.stderr
 	tty := stderrIsTerminal(w)
 	const frames = `|/-\`
 	start := time.Now()
 	if !tty {
-		fmt.Fprintf(w, "following backup job %s ...\n", name)
+		fmt.Fprintf(w, "following %s job %s ...\n", kind, name)
 	}
 	var logged time.Time
 	var last string
@@ -359,9 +363,9 @@ func (c *clientCmd) followJob(ctx context.Context, cl *client.Client, path, name
 		p := j.progress()
 		switch {
 		case tty:
-			fmt.Fprintf(w, "\r\x1b[K%c backup job %s: %s, %s", frames[polls%len(frames)], name, p, time.Since(start).Round(time.Second))
+			fmt.Fprintf(w, "\r\x1b[K%c %s job %s: %s, %s", frames[polls%len(frames)], kind, name, p, time.Since(start).Round(time.Second))
 		case p != last && time.Since(logged) >= jobLogEvery:
-			fmt.Fprintf(w, "backup job %s: %s\n", name, p)
+			fmt.Fprintf(w, "%s job %s: %s\n", kind, name, p)
 			logged, last = time.Now(), p
 		}
 		t := time.NewTimer(jobPollInterval)
@@ -371,7 +375,7 @@ func (c *clientCmd) followJob(ctx context.Context, cl *client.Client, path, name
 			if tty {
 				fmt.Fprint(w, "\r\x1b[K")
 			}
-			return nil, nil, fmt.Errorf("while following backup job %s: %w", name, ctx.Err())
+			return nil, nil, fmt.Errorf("while following %s job %s: %w", kind, name, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -490,7 +494,7 @@ func (c *clientCmd) recoveryPointCmd() *cobra.Command {
 		}),
 	}
 	st.flags(show)
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, c.recoveryPointRestoreCmd())
 	return cmd
 }
 

@@ -317,6 +317,16 @@ func AdhocBackupPath(sub, rg, vault, instance string) string {
 	return BackupInstancePath(sub, rg, vault, instance) + "/backup"
 }
 
+// RestorePath is the path of a backup instance's restore action.
+func RestorePath(sub, rg, vault, instance string) string {
+	return BackupInstancePath(sub, rg, vault, instance) + "/restore"
+}
+
+// ValidateRestorePath is the path of a backup instance's validateRestore action.
+func ValidateRestorePath(sub, rg, vault, instance string) string {
+	return BackupInstancePath(sub, rg, vault, instance) + "/validateRestore"
+}
+
 // RecoveryPointsPath is the path of a backup instance's recovery points.
 func RecoveryPointsPath(sub, rg, vault, instance string) string {
 	return BackupInstancePath(sub, rg, vault, instance) + "/recoveryPoints"

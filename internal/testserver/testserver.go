@@ -77,6 +77,9 @@ type Options struct {
 	// (default 1 job at a time).
 	Concurrency          int
 	MaxConcurrentBackups int
+	// RestoreDirs are the directories restores may write into (file://
+	// targets, new servers' data directories).
+	RestoreDirs []string
 }
 
 // Principal is a service principal and its secret.
@@ -147,7 +150,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("testserver: %v", err)
 	}
 	var runner *job.Runner // set before anything can queue a job
-	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box, Now: o.Now, JobQueued: func() {
+	svc, err := vault.New(ctx, vault.Config{Store: vs, Logger: log, Secrets: box, Now: o.Now, RestoreDirs: o.RestoreDirs, JobQueued: func() {
 		if runner != nil {
 			runner.Wake()
 		}
