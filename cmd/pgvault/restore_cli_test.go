@@ -51,6 +51,9 @@ func TestRecoveryPointRestoreCLI(t *testing.T) {
 		t.Errorf("server show of the restored server:\n%s", r.stdout)
 	}
 
+	// The README's grant for blob targets, at a storage account's scope.
+	c.ok("role", "assignment", "create", "--assignee-vault", "vault1", "-g", "rg", "--role", "Storage Blob Data Contributor",
+		"--scope", "/subscriptions/"+c.env["PGVAULT_SUBSCRIPTION"]+"/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct")
 	c.fails("Error: UserErrorRestoreTargetNotAllowed: ", args([]string{"recovery-point", "restore", "bi1", rpName, "--to-directory", t.TempDir(), "--file-prefix", "x"}, backupTarget)...)
 	c.fails("UserErrorRestoreTargetAlreadyExists", args([]string{"recovery-point", "restore", "bi1", rpName, "--to-directory", filepath.Join(allowed, "files"), "--file-prefix", "rp1"}, backupTarget)...)
 	c.fails("give exactly one of --to-container, --to-directory and --new-server",
