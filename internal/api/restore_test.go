@@ -344,7 +344,41 @@ func TestRestoreToDirectory(t *testing.T) {
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("something was written outside: %v", entries)
 	}
-	// Jobs: the backup and one restore.
+	// Damage in the repository: the job fails with RecoveryPointDataCorrupt
+	// and leaves no file behind.
+	var pack string
+	var size int64
+	_ = filepath.Walk(filepath.Join(e.dir, "repositories"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && strings.Contains(p, "/packs/") && fi.Size() > size {
+			pack, size = p, fi.Size()
+		}
+		return err
+	})
+	if pack == "" {
+		t.Fatal("no pack in the repository")
+	}
+	b, err := os.ReadFile(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x10
+	if err := os.WriteFile(pack, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jobID, err = triggerRestore(e, bi, filesRestore(rp, good, "rp-3", ""))
+	if err != nil {
+		t.Fatalf("restore of damaged data: %v", err)
+	}
+	failed := waitJob(t, e, jobID)
+	if *failed.Status != "Failed" || len(failed.ErrorDetails) != 1 || *failed.ErrorDetails[0].Code != "RecoveryPointDataCorrupt" {
+		j, _ := json.Marshal(failed)
+		t.Errorf("restore of damaged data: %s", j)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(allowed, "restores", "rp-3")); len(entries) != 0 {
+		t.Errorf("the failed restore left %v", entries)
+	}
+
+	// Jobs: the backup and two restores.
 	n := 0
 	for p := e.dp().NewJobsClient().NewListPager("rg", "vault", nil); p.More(); {
 		page, err := p.NextPage(context.Background())
@@ -353,7 +387,7 @@ func TestRestoreToDirectory(t *testing.T) {
 		}
 		n += len(page.Value)
 	}
-	if n != 2 {
+	if n != 3 {
 		t.Errorf("%d jobs", n)
 	}
 }

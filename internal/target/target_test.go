@@ -378,3 +378,28 @@ func TestSubAndEmpty(t *testing.T) {
 		t.Errorf("Empty of a missing container: %v", err)
 	}
 }
+
+// FuzzSub: a folder name either is refused or stays inside its target.
+func FuzzSub(f *testing.F) {
+	for _, s := range []string{"rp-1", "..", ".", "a/b", "a\\b", "x.y_z-1", "", "...", "%2e%2e"} {
+		f.Add(s)
+	}
+	dir := Spec{Kind: KindDirectory, Root: "/allowed", Dir: "a"}
+	blob := Spec{Kind: KindBlobContainer, SASURL: "https://acct.blob.core.windows.net/c1?sv=1&sig=x"}
+	f.Fuzz(func(t *testing.T, name string) {
+		d, err := dir.Sub(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidURI) {
+				t.Fatalf("Sub(%q): %v", name, err)
+			}
+			return
+		}
+		if !filepath.IsLocal(d.Dir) || filepath.Dir(d.Dir) != "a" || filepath.Base(d.Dir) != name {
+			t.Fatalf("Sub(%q) = %q", name, d.Dir)
+		}
+		b, err := blob.Sub(name)
+		if err != nil || b.Prefix != name+"/" || strings.Count(b.Prefix, "/") != 1 || b.Location() != "https://acct.blob.core.windows.net/c1/"+name {
+			t.Fatalf("blob Sub(%q) = %+v, %v", name, b, err)
+		}
+	})
+}
