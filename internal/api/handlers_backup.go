@@ -57,6 +57,6 @@ func (s *Server) getRecoveryPoint(w http.ResponseWriter, r *http.Request, p arm.
 
 func (s *Server) listRecoveryPoints(w http.ResponseWriter, r *http.Request, p arm.Params) error {
 	return serveList(s, w, r, func(a string, n int) (vault.Page[*vault.RecoveryPointResource], error) {
-		return s.svc.ListRecoveryPoints(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), a, n)
+		return s.svc.ListRecoveryPoints(r.Context(), p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName"), p.Get("backupInstanceName"), r.URL.Query().Get("$filter"), a, n)
 	})
 }

@@ -344,6 +344,38 @@ func TestRestoreToDirectory(t *testing.T) {
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("something was written outside: %v", entries)
 	}
+	// Recovery points by time ($filter, as the Azure CLI sends it).
+	point, err := e.dp().NewRecoveryPointsClient().Get(context.Background(), "rg", "vault", bi, rp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpTime := *point.Properties.(*armdataprotection.AzureBackupDiscreteRecoveryPoint).RecoveryPointTime
+	listFiltered := func(filter string) ([]string, error) {
+		var names []string
+		for p := e.dp().NewRecoveryPointsClient().NewListPager("rg", "vault", bi, &armdataprotection.RecoveryPointsClientListOptions{Filter: to.Ptr(filter)}); p.More(); {
+			page, err := p.NextPage(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range page.Value {
+				names = append(names, *v.Name)
+			}
+		}
+		return names, nil
+	}
+	odata := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
+	for filter, want := range map[string]int{
+		fmt.Sprintf("startDate eq '%s' and endDate eq '%s'", odata(rpTime.Add(-time.Hour)), odata(rpTime.Add(time.Hour))): 1,
+		fmt.Sprintf("startDate eq '%s'", odata(rpTime.Add(time.Second))):                                                  0,
+		"restorePointState eq 'Completed' and isVisible eq true":                                                          1,
+	} {
+		if names, err := listFiltered(filter); err != nil || len(names) != want || want == 1 && names[0] != rp {
+			t.Errorf("$filter %s: %v %v, want %d", filter, names, err, want)
+		}
+	}
+	_, err = listFiltered("startDate gt '2024-01-01'")
+	wantResponseError(t, err, http.StatusBadRequest, "InvalidFilter")
+
 	// Damage in the repository: the job fails with RecoveryPointDataCorrupt
 	// and leaves no file behind.
 	var pack string

@@ -301,11 +301,19 @@ func decodeRecoveryPoint(r *store.Resource) (*RecoveryPointResource, error) {
 	return &rp, nil
 }
 
-// ListRecoveryPoints lists an instance's recovery points.
-func (s *Service) ListRecoveryPoints(ctx context.Context, sub, rg, vaultName, instance, after string, pageSize int) (Page[*RecoveryPointResource], error) {
+// ListRecoveryPoints lists an instance's recovery points; filter is an
+// OData $filter (see parseRecoveryPointFilter), "" for all.
+func (s *Service) ListRecoveryPoints(ctx context.Context, sub, rg, vaultName, instance, filter, after string, pageSize int) (Page[*RecoveryPointResource], error) {
+	f, e := parseRecoveryPointFilter(filter)
+	if e != nil {
+		return Page[*RecoveryPointResource]{}, e
+	}
 	bi, err := s.BackupInstance(ctx, sub, rg, vaultName, instance)
 	if err != nil {
 		return Page[*RecoveryPointResource]{}, err
+	}
+	if strings.TrimSpace(filter) != "" {
+		return s.filteredPage(ctx, bi.ID, f, after, pageSize)
 	}
 	return listPage(ctx, s.store, store.ListParams{Type: TypeRecoveryPoint, Parent: bi.ID, After: after}, pageSize, decodeRecoveryPoint)
 }
