@@ -19,6 +19,9 @@ func (s *Server) validateRestore(w http.ResponseWriter, r *http.Request, p arm.P
 	if e := arm.DecodeBody(r, &in); e != nil {
 		return e
 	}
+	if err := s.authorizeNewServer(r, in.RestoreRequestObject); err != nil {
+		return err
+	}
 	return s.restoreOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
 		return s.svc.ValidateRestore(r.Context(), sub, rg, v, bi, in.RestoreRequestObject, "restoreRequestObject.")
 	})
@@ -32,9 +35,30 @@ func (s *Server) triggerRestore(w http.ResponseWriter, r *http.Request, p arm.Pa
 	if e := arm.DecodeBody(r, &in); e != nil {
 		return e
 	}
+	if err := s.authorizeNewServer(r, &in); err != nil {
+		return err
+	}
 	return s.restoreOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
 		return s.svc.TriggerRestore(r.Context(), sub, rg, v, bi, &in)
 	})
+}
+
+// authorizeNewServer checks that a caller restoring as a new server may
+// also create that server (Microsoft.DBforPostgreSQL/flexibleServers/write
+// on its ID), as creating it through the servers API would need.
+func (s *Server) authorizeNewServer(r *http.Request, req *vault.RestoreRequest) error {
+	if req == nil || req.RestoreTargetInfo == nil || req.RestoreTargetInfo.DatasourceInfo == nil || req.RestoreTargetInfo.DatasourceInfo.ResourceID == "" {
+		return nil
+	}
+	id := req.RestoreTargetInfo.DatasourceInfo.ResourceID
+	if e := vault.ValidateScope(id); e != nil {
+		return nil // the service refuses the ID with the right target
+	}
+	p := caller(r.Context())
+	if p == nil {
+		return arm.Errorf(http.StatusUnauthorized, "AuthenticationFailed", "The request has no caller.")
+	}
+	return s.authorizeAction(r, p, "Microsoft.DBforPostgreSQL/flexibleServers/write", id)
 }
 
 // restoreOperation starts a restore operation and answers 202 with its

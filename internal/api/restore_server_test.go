@@ -224,6 +224,16 @@ func TestRestoreAsNewServer(t *testing.T) {
 			t.Errorf("%s: target %q, want %q", tc.name, got, tc.target)
 		}
 	}
+	// A caller who may restore but not create servers is refused.
+	operator := e.principalWithRole(t, "restore-operator", vault.VaultID(testSub, "rg", "vault"), "Backup Operator")
+	body := fmt.Sprintf(`{"objectType":"AzureBackupRecoveryPointBasedRestoreRequest","recoveryPointId":%q,"sourceDataStoreType":"VaultStore",
+		"restoreTargetInfo":{"objectType":"RestoreTargetInfo","recoveryOption":"FailIfExists","datasourceInfo":{"resourceID":%q},
+		"pgvault":{"dataDirectory":%q,"port":%d}}}`, rp, vault.ServerID(testSub, "rg", "db1-op"), filepath.Join(allowed, "op"), port)
+	r := e.doAs(operator, http.MethodPost, "/subscriptions/"+testSub+"/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/vault/backupInstances/"+bi+"/restore?api-version=2024-04-01", body, false)
+	if code, _ := r.armError(t); r.Status != http.StatusForbidden || code != "AuthorizationFailed" || !strings.Contains(string(r.Body), "flexibleServers/write") {
+		t.Errorf("restore as a new server without flexibleServers/write: %d %s", r.Status, r.Body)
+	}
+
 	// A data directory that holds files: the operation refuses it.
 	busy := filepath.Join(allowed, "busy")
 	if err := os.MkdirAll(busy, 0o700); err != nil {

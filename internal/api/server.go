@@ -212,7 +212,13 @@ func (s *Server) authorize(r *http.Request, route *arm.Route, params arm.Params,
 			return err
 		}
 	}
-	ok, err := s.svc.CheckAccess(r.Context(), p.ObjectID, route.Action, scope)
+	return s.authorizeAction(r, p, route.Action, scope)
+}
+
+// authorizeAction checks one action on one scope for the caller: 403
+// AuthorizationFailed when the caller's roles do not allow it.
+func (s *Server) authorizeAction(r *http.Request, p *auth.Principal, action, scope string) error {
+	ok, err := s.svc.CheckAccess(r.Context(), p.ObjectID, action, scope)
 	if err != nil {
 		return err
 	}
@@ -223,7 +229,7 @@ func (s *Server) authorize(r *http.Request, route *arm.Route, params arm.Params,
 		}
 		return arm.Errorf(http.StatusForbidden, "AuthorizationFailed",
 			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid.",
-			client, p.ObjectID, route.Action, scope)
+			client, p.ObjectID, action, scope)
 	}
 	return nil
 }

@@ -27,6 +27,15 @@ import (
 // theirs). Nothing is staged on pgvault's disk. The target folder must be
 // empty; nothing in it is ever replaced.
 func (r *Runner) runRestore(ctx context.Context, j *store.Job, progress *atomic.Pointer[vault.JobProgress]) ([]byte, error) {
+	res, err := r.restore(ctx, j, progress)
+	if err != nil {
+		return nil, restoreError(err, "")
+	}
+	return res, nil
+}
+
+// restore does the work of runRestore, which describes its errors.
+func (r *Runner) restore(ctx context.Context, j *store.Job, progress *atomic.Pointer[vault.JobProgress]) ([]byte, error) {
 	var in vault.RestoreJobInput
 	if err := json.Unmarshal(j.Input, &in); err != nil {
 		return nil, fmt.Errorf("while decoding the job: %w", err)

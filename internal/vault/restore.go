@@ -144,6 +144,15 @@ type RestoreJobInput struct {
 	ServerLocation string `json:"serverLocation"`
 }
 
+// exclusiveKey keeps two restores from writing into one place at once: the
+// folder of a files restore, the data directory of a new server.
+func (in *RestoreJobInput) exclusiveKey() string {
+	if in.NewServer != nil {
+		return "restore:" + strings.ToLower((&url.URL{Scheme: "file", Path: in.NewServer.DataDirectory()}).String())
+	}
+	return "restore:" + strings.ToLower(in.Destination)
+}
+
 // RestoredFile is one file a restore wrote.
 type RestoredFile struct {
 	Name   string `json:"name"`
@@ -554,7 +563,7 @@ func (s *Service) runTriggerRestore(ctx context.Context, op *store.Operation) (a
 		return nil, fmt.Errorf("while encoding job input: %w", err)
 	}
 	job := &store.Job{ID: in.JobID, Kind: JobKindRestore, Subscription: op.Subscription, ResourceID: in.VaultID,
-		ExclusiveKey: "restore:" + strings.ToLower(in.Destination), Status: store.JobQueued, Input: input, MaxAttempts: 1, Created: s.nowUTC()}
+		ExclusiveKey: in.exclusiveKey(), Status: store.JobQueued, Input: input, MaxAttempts: 1, Created: s.nowUTC()}
 	err = s.store.JobCreate(ctx, job)
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return nil, newError(KindConflict, "UserErrorRestoreTargetAlreadyExists", "",
