@@ -246,27 +246,9 @@ recovery point only once the job completed), or the queued job with --no-wait.`,
 			if err != nil {
 				return err
 			}
-			op, err := c.waitOp(ctx, cl, resp, "the backup of instance "+inst+" to be queued")
-			if err != nil {
+			j, raw, err := c.queuedJob(ctx, cl, t, resp, "the backup of instance "+inst+" to be queued", "backup", noWait)
+			if err != nil || j == nil {
 				return err
-			}
-			name, err := jobNameOf(resp, op)
-			if err != nil {
-				return err
-			}
-			show := fmt.Sprintf("pgvault job show %s --vault %s -g %s", name, shellQuote(t.vault), shellQuote(t.rg))
-			jobPath := client.BackupJobPath(c.subscription, t.rg, t.vault, name)
-			if noWait {
-				jr, err := cl.Get(ctx, jobPath, client.APIVersionDataProtection)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(c.e.stderr, "not following backup job %s; see it with: %s\n", name, show)
-				return c.printJob(jr.Body)
-			}
-			j, raw, err := c.followJob(ctx, cl, jobPath, "backup", name)
-			if err != nil {
-				return hintedError{err: err, hint: "  the backup continues on the server; follow it with: " + show}
 			}
 			return c.jobOutcome(ctx, cl, t, inst, j, raw)
 		}),
@@ -277,6 +259,35 @@ recovery point only once the job completed), or the queued job with --no-wait.`,
 	f.StringVar(&tag, "retention-tag", "Default", "retention rule of the policy that keeps the recovery point")
 	f.BoolVar(&noWait, "no-wait", false, "return once the backup job is queued, without following it")
 	return cmd
+}
+
+// queuedJob waits for the operation of resp (what says what it waits for)
+// and follows the job it queued (kind "backup" or "restore") until it ends;
+// with noWait it prints the queued job instead and returns no job.
+func (c *clientCmd) queuedJob(ctx context.Context, cl *client.Client, t policyTarget, resp *client.Response, what, kind string, noWait bool) (*jobView, []byte, error) {
+	op, err := c.waitOp(ctx, cl, resp, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	name, err := jobNameOf(resp, op)
+	if err != nil {
+		return nil, nil, err
+	}
+	show := fmt.Sprintf("pgvault job show %s --vault %s -g %s", name, shellQuote(t.vault), shellQuote(t.rg))
+	jobPath := client.BackupJobPath(c.subscription, t.rg, t.vault, name)
+	if noWait {
+		jr, err := cl.Get(ctx, jobPath, client.APIVersionDataProtection)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(c.e.stderr, "not following %s job %s; see it with: %s\n", kind, name, show)
+		return nil, nil, c.printJob(jr.Body)
+	}
+	j, raw, err := c.followJob(ctx, cl, jobPath, kind, name)
+	if err != nil {
+		return nil, nil, hintedError{err: err, hint: "  the " + kind + " continues on the server; follow it with: " + show}
+	}
+	return j, raw, nil
 }
 
 // defaultBackupRule returns the name of the backup rule of the instance's policy.

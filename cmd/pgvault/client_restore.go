@@ -145,27 +145,9 @@ func (c *clientCmd) runRestore(ctx context.Context, cl *client.Client, o restore
 	if err != nil {
 		return err
 	}
-	op, err := c.waitOp(ctx, cl, resp, "the restore to be queued")
-	if err != nil {
+	j, raw, err := c.queuedJob(ctx, cl, t, resp, "the restore to be queued", "restore", o.noWait)
+	if err != nil || j == nil {
 		return err
-	}
-	name, err := jobNameOf(resp, op)
-	if err != nil {
-		return err
-	}
-	show := fmt.Sprintf("pgvault job show %s --vault %s -g %s", name, shellQuote(t.vault), shellQuote(t.rg))
-	jobPath := client.BackupJobPath(c.subscription, t.rg, t.vault, name)
-	if o.noWait {
-		jr, err := cl.Get(ctx, jobPath, client.APIVersionDataProtection)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.e.stderr, "not following restore job %s; see it with: %s\n", name, show)
-		return c.printJob(jr.Body)
-	}
-	j, raw, err := c.followJob(ctx, cl, jobPath, "restore", name)
-	if err != nil {
-		return hintedError{err: err, hint: "  the restore continues on the server; follow it with: " + show}
 	}
 	if c.output == outputJSON {
 		if err := c.printJSON(mustJSON(map[string]json.RawMessage{"job": raw})); err != nil {

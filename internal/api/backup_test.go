@@ -54,6 +54,24 @@ func protected(t *testing.T, e *testEnv, c *pgtest.Cluster) (biName string) {
 	return "db1-bi"
 }
 
+// startAdhocBackup runs an on-demand backup (rule BackupWeekly, tag
+// Default) through the SDK to the end of its operation; it returns the job ID.
+func startAdhocBackup(instances *armdataprotection.BackupInstancesClient, bi string) (string, error) {
+	ctx := context.Background()
+	p, err := instances.BeginAdhocBackup(ctx, "rg", "vault", bi, armdataprotection.TriggerBackupRequest{
+		BackupRuleOptions: &armdataprotection.AdHocBackupRuleOptions{RuleName: to.Ptr("BackupWeekly"),
+			TriggerOption: &armdataprotection.AdhocBackupTriggerOption{RetentionTagOverride: to.Ptr("Default")}},
+	}, nil)
+	if err != nil {
+		return "", err
+	}
+	res, err := p.PollUntilDone(ctx, pollFast)
+	if err != nil {
+		return "", err
+	}
+	return *res.JobID, nil
+}
+
 // TestAdhocBackup: an on-demand backup through the official SDK client runs
 // as a job on a worker, ends Completed and leaves a recovery point; a second
 // one while the first is queued is refused.
@@ -67,20 +85,7 @@ func TestAdhocBackup(t *testing.T) {
 	ctx := context.Background()
 	bi := protected(t, e, c)
 	instances := e.dp().NewBackupInstancesClient()
-	trigger := func() (string, error) {
-		p, err := instances.BeginAdhocBackup(ctx, "rg", "vault", bi, armdataprotection.TriggerBackupRequest{
-			BackupRuleOptions: &armdataprotection.AdHocBackupRuleOptions{RuleName: to.Ptr("BackupWeekly"),
-				TriggerOption: &armdataprotection.AdhocBackupTriggerOption{RetentionTagOverride: to.Ptr("Default")}},
-		}, nil)
-		if err != nil {
-			return "", err
-		}
-		res, err := p.PollUntilDone(ctx, pollFast)
-		if err != nil {
-			return "", err
-		}
-		return *res.JobID, nil
-	}
+	trigger := func() (string, error) { return startAdhocBackup(instances, bi) }
 	jobID, err := trigger()
 	if err != nil {
 		t.Fatalf("adhoc backup: %v", err)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/pgvault/pgvault/internal/api/arm"
+	"github.com/pgvault/pgvault/internal/store"
 	"github.com/pgvault/pgvault/internal/vault"
 )
 
@@ -26,17 +27,9 @@ func (s *Server) adhocBackup(w http.ResponseWriter, r *http.Request, p arm.Param
 	if in.BackupRuleOptions.TriggerOption != nil {
 		tag = in.BackupRuleOptions.TriggerOption.RetentionTagOverride
 	}
-	sub, rg, vaultName := p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName")
-	op, err := s.svc.AdhocBackup(r.Context(), sub, rg, vaultName, p.Get("backupInstanceName"), in.BackupRuleOptions.RuleName, tag)
-	if err != nil {
-		return err
-	}
-	v, err := s.svc.Vault(r.Context(), sub, rg, vaultName)
-	if err != nil {
-		return err
-	}
-	s.startedOperation(w, r, sub, v.Location, op, http.StatusAccepted, nil)
-	return nil
+	return s.instanceOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
+		return s.svc.AdhocBackup(r.Context(), sub, rg, v, bi, in.BackupRuleOptions.RuleName, tag)
+	})
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p arm.Params) error {

@@ -22,7 +22,7 @@ func (s *Server) validateRestore(w http.ResponseWriter, r *http.Request, p arm.P
 	if err := s.authorizeNewServer(r, in.RestoreRequestObject); err != nil {
 		return err
 	}
-	return s.restoreOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
+	return s.instanceOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
 		return s.svc.ValidateRestore(r.Context(), sub, rg, v, bi, in.RestoreRequestObject, "restoreRequestObject.")
 	})
 }
@@ -38,7 +38,7 @@ func (s *Server) triggerRestore(w http.ResponseWriter, r *http.Request, p arm.Pa
 	if err := s.authorizeNewServer(r, &in); err != nil {
 		return err
 	}
-	return s.restoreOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
+	return s.instanceOperation(w, r, p, func(sub, rg, v, bi string) (*store.Operation, error) {
 		return s.svc.TriggerRestore(r.Context(), sub, rg, v, bi, &in)
 	})
 }
@@ -61,9 +61,10 @@ func (s *Server) authorizeNewServer(r *http.Request, req *vault.RestoreRequest) 
 	return s.authorizeAction(r, p, "Microsoft.DBforPostgreSQL/flexibleServers/write", id)
 }
 
-// restoreOperation starts a restore operation and answers 202 with its
-// polling URLs at the vault's location.
-func (s *Server) restoreOperation(w http.ResponseWriter, r *http.Request, p arm.Params, start func(sub, rg, vault, instance string) (*store.Operation, error)) error {
+// instanceOperation starts an operation on a backup instance (on-demand
+// backup, restore) and answers 202 with its polling URLs at the vault's
+// location.
+func (s *Server) instanceOperation(w http.ResponseWriter, r *http.Request, p arm.Params, start func(sub, rg, vault, instance string) (*store.Operation, error)) error {
 	sub, rg, vaultName := p.Get("subscriptionId"), p.Get("resourceGroupName"), p.Get("vaultName")
 	op, err := start(sub, rg, vaultName, p.Get("backupInstanceName"))
 	if err != nil {

@@ -80,26 +80,12 @@ func serverRestore(rp, newServerID string) *armdataprotection.AzureBackupRecover
 // restoreWith runs validateRestore (when validate) and restore through a
 // client factory to the end of their operations; it returns the job ID.
 func restoreWith(f *armdataprotection.ClientFactory, bi string, req armdataprotection.AzureBackupRestoreRequestClassification, validate bool) (string, error) {
-	ctx := context.Background()
-	c := f.NewBackupInstancesClient()
 	if validate {
-		p, err := c.BeginValidateForRestore(ctx, "rg", "vault", bi, armdataprotection.ValidateRestoreRequestObject{RestoreRequestObject: req}, nil)
-		if err != nil {
-			return "", err
-		}
-		if _, err := p.PollUntilDone(ctx, pollFast); err != nil {
+		if err := validateWith(f, bi, req); err != nil {
 			return "", err
 		}
 	}
-	p, err := c.BeginTriggerRestore(ctx, "rg", "vault", bi, req, nil)
-	if err != nil {
-		return "", err
-	}
-	res, err := p.PollUntilDone(ctx, pollFast)
-	if err != nil {
-		return "", err
-	}
-	return *res.JobID, nil
+	return triggerWith(f, bi, req)
 }
 
 func freeTCPPort(t *testing.T) int {

@@ -30,19 +30,11 @@ import (
 // waits for its job; it returns the new recovery point's name.
 func backupNow(t *testing.T, e *testEnv, bi string) string {
 	t.Helper()
-	ctx := context.Background()
-	p, err := e.dp().NewBackupInstancesClient().BeginAdhocBackup(ctx, "rg", "vault", bi, armdataprotection.TriggerBackupRequest{
-		BackupRuleOptions: &armdataprotection.AdHocBackupRuleOptions{RuleName: to.Ptr("BackupWeekly"),
-			TriggerOption: &armdataprotection.AdhocBackupTriggerOption{RetentionTagOverride: to.Ptr("Default")}},
-	}, nil)
+	jobID, err := startAdhocBackup(e.dp().NewBackupInstancesClient(), bi)
 	if err != nil {
 		t.Fatalf("adhoc backup: %v", err)
 	}
-	res, err := p.PollUntilDone(ctx, pollFast)
-	if err != nil {
-		t.Fatalf("adhoc backup: %v", err)
-	}
-	job := waitJob(t, e, *res.JobID)
+	job := waitJob(t, e, jobID)
 	if *job.Status != "Completed" {
 		b, _ := json.Marshal(job)
 		t.Fatalf("backup job: %s", b)
@@ -88,8 +80,19 @@ func filesRestore(rp, url, prefix, armID string) *armdataprotection.AzureBackupR
 
 // validateRestore runs validateRestore through the SDK to its end.
 func validateRestore(e *testEnv, bi string, req armdataprotection.AzureBackupRestoreRequestClassification) error {
+	return validateWith(e.dp(), bi, req)
+}
+
+// triggerRestore runs restore through the SDK to the end of its operation
+// and returns the job's ARM ID.
+func triggerRestore(e *testEnv, bi string, req armdataprotection.AzureBackupRestoreRequestClassification) (string, error) {
+	return triggerWith(e.dp(), bi, req)
+}
+
+// validateWith runs validateRestore through a client factory to its end.
+func validateWith(f *armdataprotection.ClientFactory, bi string, req armdataprotection.AzureBackupRestoreRequestClassification) error {
 	ctx := context.Background()
-	p, err := e.dp().NewBackupInstancesClient().BeginValidateForRestore(ctx, "rg", "vault", bi, armdataprotection.ValidateRestoreRequestObject{RestoreRequestObject: req}, nil)
+	p, err := f.NewBackupInstancesClient().BeginValidateForRestore(ctx, "rg", "vault", bi, armdataprotection.ValidateRestoreRequestObject{RestoreRequestObject: req}, nil)
 	if err != nil {
 		return err
 	}
@@ -97,11 +100,11 @@ func validateRestore(e *testEnv, bi string, req armdataprotection.AzureBackupRes
 	return err
 }
 
-// triggerRestore runs restore through the SDK to the end of its operation
-// and returns the job's ARM ID.
-func triggerRestore(e *testEnv, bi string, req armdataprotection.AzureBackupRestoreRequestClassification) (string, error) {
+// triggerWith runs restore through a client factory to the end of its
+// operation and returns the job's ARM ID.
+func triggerWith(f *armdataprotection.ClientFactory, bi string, req armdataprotection.AzureBackupRestoreRequestClassification) (string, error) {
 	ctx := context.Background()
-	p, err := e.dp().NewBackupInstancesClient().BeginTriggerRestore(ctx, "rg", "vault", bi, req, nil)
+	p, err := f.NewBackupInstancesClient().BeginTriggerRestore(ctx, "rg", "vault", bi, req, nil)
 	if err != nil {
 		return "", err
 	}

@@ -256,17 +256,28 @@ func (s *Service) runValidateForBackup(ctx context.Context, op *store.Operation)
 	return operationResult{ObjectType: "OperationJobExtendedInfo"}, nil
 }
 
-// validateProtection runs the checks of protecting a server from a vault:
-// the vault's identity holds the roles it needs, and the server is ready.
-func (s *Service) validateProtection(ctx context.Context, vaultID, serverID string) error {
+// vaultPrincipal returns the principal ID of a vault's system-assigned
+// identity, or UserErrorMissingMSI when it has none (roles names what the
+// identity is to be granted).
+func (s *Service) vaultPrincipal(ctx context.Context, vaultID, roles string) (string, error) {
 	vr, err := s.store.ResourceGet(ctx, vaultID)
 	if err != nil {
-		return storeErr("reading vault", err)
+		return "", storeErr("reading vault", err)
 	}
 	v, err := decodeVault(vr)
 	if err != nil {
-		return err
+		return "", err
 	}
+	if v.Identity == nil || v.Identity.PrincipalID == "" {
+		e := invalid("UserErrorMissingMSI", "", "The backup vault %s has no system-assigned identity; enable it (identity.type SystemAssigned) and grant it %s.", v.ID, roles)
+		return "", userFacing(e, []string{"Enable the system-assigned managed identity of the backup vault and retry."}, nil)
+	}
+	return v.Identity.PrincipalID, nil
+}
+
+// validateProtection runs the checks of protecting a server from a vault:
+// the vault's identity holds the roles it needs, and the server is ready.
+func (s *Service) validateProtection(ctx context.Context, vaultID, serverID string) error {
 	sr, err := s.store.ResourceGet(ctx, serverID)
 	if errors.Is(err, store.ErrNotFound) {
 		return newError(KindNotFound, "UserErrorDatasourceNotFound", "", "The server %s is no longer registered.", serverID)
@@ -278,11 +289,10 @@ func (s *Service) validateProtection(ctx context.Context, vaultID, serverID stri
 	if err != nil {
 		return err
 	}
-	if v.Identity == nil || v.Identity.PrincipalID == "" {
-		e := invalid("UserErrorMissingMSI", "", "The backup vault %s has no system-assigned identity; enable it (identity.type SystemAssigned) and grant it the roles it needs.", v.ID)
-		return userFacing(e, []string{"Enable the system-assigned managed identity of the backup vault and retry."}, nil)
+	principal, err := s.vaultPrincipal(ctx, vaultID, "the roles it needs")
+	if err != nil {
+		return err
 	}
-	principal := v.Identity.PrincipalID
 	for _, need := range []struct{ action, scope string }{
 		{actionStartLtr, srv.ID},
 		{actionLtrBackup, srv.ID},

@@ -471,19 +471,10 @@ func (s *Service) openTarget(t SealedTarget, context string, allowed []string, n
 // storage account or container, and the target folder is empty.
 func (s *Service) checkRestoreTarget(ctx context.Context, in *RestoreJobInput) error {
 	if in.Target.Kind == target.KindBlobContainer {
-		vr, err := s.store.ResourceGet(ctx, in.VaultID)
-		if err != nil {
-			return storeErr("reading vault", err)
-		}
-		v, err := decodeVault(vr)
+		principal, err := s.vaultPrincipal(ctx, in.VaultID, "Storage Blob Data Contributor on the restore target")
 		if err != nil {
 			return err
 		}
-		if v.Identity == nil || v.Identity.PrincipalID == "" {
-			e := invalid("UserErrorMissingMSI", "", "The backup vault %s has no system-assigned identity; enable it (identity.type SystemAssigned) and grant it Storage Blob Data Contributor on the restore target.", v.ID)
-			return userFacing(e, []string{"Enable the system-assigned managed identity of the backup vault and retry."}, nil)
-		}
-		principal := v.Identity.PrincipalID
 		ok, err := s.CheckDataAccess(ctx, principal, actionWriteBlobs, in.TargetResourceID)
 		if err != nil {
 			return err
