@@ -37,23 +37,24 @@ const testSub = "5f3c1a2b-9d4e-4f60-8a7b-1c2d3e4f5a6b"
 // testEnv is a real pgvault server (sqlite store in a temp dir, vault
 // service, HTTP API) on a loopback port.
 type testEnv struct {
-	t           testing.TB
-	dir         string
-	pageSize    int
-	tls         bool
-	oidc        []string // external issuers to trust
-	noRunner    bool     // do not run the job workers (jobs stay queued)
-	ltrDirs     []string // directories allowed as file:// LTR backup targets
-	restoreDirs []string // directories allowed as file:// restore targets
-	runner      *job.Runner
-	stopJobs    func()
-	logs        *syncBuffer
-	bodies      syncBuffer // every raw response body and header, for leak checks
-	store       *sqlite.Store
-	svc         *vault.Service
-	issuer      *auth.Issuer
-	srv         *httptest.Server
-	URL         string
+	t            testing.TB
+	dir          string
+	pageSize     int
+	tls          bool
+	oidc         []string // external issuers to trust
+	noRunner     bool     // do not run the job workers (jobs stay queued)
+	ltrDirs      []string // directories allowed as file:// LTR backup targets
+	restoreDirs  []string // directories allowed as file:// restore targets
+	pgInstallDir string   // PostgreSQL installations that start restored servers
+	runner       *job.Runner
+	stopJobs     func()
+	logs         *syncBuffer
+	bodies       syncBuffer // every raw response body and header, for leak checks
+	store        *sqlite.Store
+	svc          *vault.Service
+	issuer       *auth.Issuer
+	srv          *httptest.Server
+	URL          string
 	// admin is the administrator principal (Owner at "/") and its secret.
 	admin       *vault.ServicePrincipal
 	adminSecret string
@@ -119,7 +120,7 @@ func (e *testEnv) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner = job.New(job.Config{Store: st, Service: svc, Owner: "test-node", Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, Logger: log,
+	runner = job.New(job.Config{Store: st, Service: svc, Owner: "test-node", Lease: 3 * time.Second, PollInterval: 50 * time.Millisecond, Logger: log, PGInstallDir: e.pgInstallDir,
 		Repos: job.NewRepositories(filepath.Join(e.dir, "repositories"), repoKey).Open})
 	e.runner = runner
 	e.stopJobs = func() {}

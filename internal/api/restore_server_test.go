@@ -88,6 +88,62 @@ func restoreWith(f *armdataprotection.ClientFactory, bi string, req armdataprote
 	return triggerWith(f, bi, req)
 }
 
+// stopWhenDone stops the server of a restored data directory when the test ends.
+func stopWhenDone(t *testing.T, installDir string, major int, dataDir string) {
+	t.Cleanup(func() {
+		bin, err := pgctl.BinDir(installDir, major)
+		if err != nil {
+			return
+		}
+		if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err == nil {
+			if err := pgctl.Stop(context.Background(), bin, dataDir); err != nil {
+				t.Errorf("stopping the restored server: %v", err)
+			}
+		}
+	})
+}
+
+// TestRestoreAsNewServerPG17 restores a PostgreSQL 17 server as a new
+// server started with the installation of serve --pg-install-dir.
+func TestRestoreAsNewServerPG17(t *testing.T) {
+	t.Parallel()
+	pgDir, err := pgtest.PGDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := pgtest.TempDir(t)
+	src := pgtest.Start(t, pgtest.Options{Major: 17})
+	src.Exec(t, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g")
+	e := &testEnv{t: t, dir: t.TempDir(), restoreDirs: []string{allowed}, pgInstallDir: pgDir}
+	e.start()
+	t.Cleanup(e.stop)
+	bi := protected(t, e, src)
+	rp := backupNow(t, e, bi)
+	want := ltrTableSum(t, src, "t")
+	dataDir, port := filepath.Join(allowed, "pg17-copy"), freeTCPPort(t)
+	stopWhenDone(t, pgDir, 17, dataDir)
+	newID := vault.ServerID(testSub, "rg", "pg17-copy")
+	jobID, err := restoreWith(e.dpExt(map[string]any{"dataDirectory": dataDir, "port": port, "start": true}), bi, serverRestore(rp, newID), false)
+	if err != nil {
+		t.Fatalf("restore as a new server: %v", err)
+	}
+	checkRestoreJob(t, waitJob(t, e, jobID), rp, newID)
+	srv, err := e.pg().NewServersClient().Get(context.Background(), "rg", "pg17-copy", nil)
+	if err != nil || *srv.Properties.State != "Ready" || *srv.Properties.Version != "17" {
+		t.Fatalf("restored server: %v %+v", err, srv.Properties)
+	}
+	conn, err := pgx.Connect(context.Background(), fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/postgres?sslmode=disable", src.SuperUser, src.SuperPassword, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var got, version string
+	if err := conn.QueryRow(context.Background(), "SELECT md5(string_agg(x::text, ',' ORDER BY id)), current_setting('server_version_num') FROM t x").Scan(&got, &version); err != nil ||
+		got != want || !strings.HasPrefix(version, "17") {
+		t.Errorf("restored: %s %s %v, want %s", got, version, err, want)
+	}
+}
+
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -127,16 +183,7 @@ func TestRestoreAsNewServer(t *testing.T) {
 	dataDir := filepath.Join(allowed, "db1-restored")
 	port := freeTCPPort(t)
 	newID := vault.ServerID(testSub, "rg", "db1-restored")
-	t.Cleanup(func() {
-		bin, err := pgctl.BinDir("", 15)
-		if err == nil {
-			if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err == nil {
-				if err := pgctl.Stop(context.Background(), bin, dataDir); err != nil {
-					t.Errorf("stopping the restored server: %v", err)
-				}
-			}
-		}
-	})
+	stopWhenDone(t, "", 15, dataDir)
 	f := e.dpExt(map[string]any{"dataDirectory": dataDir, "port": port, "start": true})
 	jobID, err := restoreWith(f, bi, serverRestore(rp, newID), true)
 	if err != nil {
