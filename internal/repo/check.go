@@ -40,6 +40,10 @@ type CheckReport struct {
 	// UnindexedPacks are packs no index names: leftovers of interrupted
 	// writes, not damage (R20); prune reclaims them.
 	UnindexedPacks []string
+	// PacksFromHeaders are packs no intact index object names whose own
+	// header was read instead, because an index object is damaged (R45):
+	// their blobs count as present, as they do for restores.
+	PacksFromHeaders []string
 	// Problems lists every damaged, missing or unreadable object.
 	Problems []Problem
 	// DamagedSnapshots are the snapshots that cannot be fully restored
@@ -165,6 +169,7 @@ func hashBlobList(blobs []packBlob) [32]byte {
 }
 
 func (c *checker) loadIndex() error {
+	damaged := 0
 	err := c.r.eachIndexObject(c.ctx, func(name string, _ ID) error {
 		c.rep.Indexes++
 		err := c.r.readIndex(c.ctx, name, func(p *indexPack) error {
@@ -192,12 +197,25 @@ func (c *checker) loadIndex() error {
 		})
 		if err != nil && c.ctx.Err() == nil && !isStorageError(err) {
 			c.problem(name, err)
+			damaged++
 			return nil
 		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("while reading the index: %w", err)
+	}
+	if damaged > 0 {
+		err := c.r.packsFromHeaders(c.ctx, func(id ID) bool { _, ok := c.loc.packIdx[id]; return ok }, func(p *indexPack) {
+			c.loc.addPack(p)
+			c.listHash[c.loc.packIdx[p.id]] = hashBlobList(p.blobs)
+			c.rep.Blobs += len(p.blobs)
+			c.rep.PacksFromHeaders = append(c.rep.PacksFromHeaders, packName(p.id))
+		}, func(ID, error) {})
+		if err != nil {
+			return fmt.Errorf("while reading pack headers: %w", err)
+		}
+		slices.Sort(c.rep.PacksFromHeaders)
 	}
 	c.loc.sort()
 	for id := range c.stored {

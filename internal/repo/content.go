@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +16,10 @@ const DefaultContentParallel = 4
 
 // ContentOptions configure WalkContent.
 type ContentOptions struct {
-	// Parallel is how many chunks are read, verified and written at once
-	// (default DefaultContentParallel). Memory is bounded by about
-	// Parallel times twice the largest chunk, whatever the snapshot's size.
+	// Parallel is how many spans of chunks are read, verified and written
+	// at once (default DefaultContentParallel). Memory is bounded by about
+	// Parallel × 2 × 2 MiB (a span's stored and decoded bytes), whatever
+	// the snapshot's size.
 	Parallel int
 	// File is called for every file of the snapshot, in snapshot order, on
 	// the caller's goroutine, before any content of that file is passed on
@@ -39,12 +41,42 @@ type contentFile struct {
 	pending atomic.Int64
 }
 
-// contentJob is one chunk to read and write.
+// Spans: consecutive chunks of a file stored one after the other in one pack
+// are read with one range read and written with one WriteAt.
+const (
+	maxSpanRaw    = 2 << 20 // content bytes of a span
+	maxSpanChunks = 64
+)
+
+// spanChunk is one chunk of a span and where its copy is.
+type spanChunk struct {
+	id     ID
+	rawLen int
+	loc    location // loc.pack nil: not in the index
+}
+
+// contentJob is a span: chunks of one file, consecutive from offset off.
 type contentJob struct {
 	file   *contentFile
 	off    int64
-	id     ID
-	rawLen int
+	chunks []spanChunk
+	raw    int // their total content length
+}
+
+// extends reports whether the chunk at location l continues the span.
+func (j *contentJob) extends(l location, rawLen int) bool {
+	if len(j.chunks) == 0 || len(j.chunks) >= maxSpanChunks || j.raw+rawLen > maxSpanRaw || l.pack == nil {
+		return false
+	}
+	last := j.chunks[len(j.chunks)-1].loc
+	return last.pack != nil && last.pack.id == l.pack.id && last.off+last.length == l.off
+}
+
+// spanBuf is a worker's reused buffers.
+type spanBuf struct {
+	sealed []byte
+	raw    []byte
+	one    blobBuf // for chunks read one by one
 }
 
 // WalkContent streams every file of the snapshot with its content: it calls
@@ -90,14 +122,14 @@ func (r *Repo) WalkContent(ctx context.Context, s *Snapshot, opts ContentOptions
 		go func() {
 			defer workers.Done()
 			hasher := r.keys.newIDHasher()
-			var buf blobBuf
+			var buf spanBuf
 			for j := range jobs {
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				data, err := r.loadBlob(ctx, BlobData, j.id, j.rawLen, hasher, &buf)
+				data, err := r.loadSpan(ctx, &j, hasher, &buf)
 				if err != nil {
-					fail(fmt.Errorf("while reading %q at offset %d of snapshot %s: %w", j.file.f.Path, j.off, s.ID, err))
+					fail(fmt.Errorf("while reading %q of snapshot %s: %w", j.file.f.Path, s.ID, err))
 					continue
 				}
 				if _, err := j.file.w.WriteAt(data, j.off); err != nil {
@@ -137,6 +169,17 @@ func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.
 	}
 	var cur *contentFile
 	var off int64
+	var job contentJob
+	flush := func() bool {
+		if len(job.chunks) == 0 {
+			return true
+		}
+		cur.pending.Add(1) // before a worker can count it down
+		ok := send(job)
+		off += int64(job.raw)
+		job = contentJob{}
+		return ok
+	}
 	for {
 		it, err := t.item()
 		if err == io.EOF {
@@ -160,18 +203,86 @@ func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.
 				cur.pending.Store(1)
 			}
 		case itemChunk:
-			cur.pending.Add(1) // before a worker can count it down
-			if !send(contentJob{file: cur, off: off, id: it.id, rawLen: it.rawLen}) {
+			var l location
+			locs, err := r.locations(ctx, &it.id)
+			if err != nil {
+				return fmt.Errorf("while reading %q of snapshot %s: %w", cur.f.Path, s.ID, err)
+			}
+			if len(locs) > 0 {
+				l = locs[0]
+			}
+			if !job.extends(l, it.rawLen) && !flush() {
 				return context.Cause(ctx)
 			}
-			off += int64(it.rawLen)
+			if len(job.chunks) == 0 {
+				job = contentJob{file: cur, off: off}
+			}
+			job.chunks = append(job.chunks, spanChunk{id: it.id, rawLen: it.rawLen, loc: l})
+			job.raw += it.rawLen
 		case itemEnd:
+			if !flush() {
+				return context.Cause(ctx)
+			}
 			if cur != nil && cur.pending.Add(-1) == 0 {
 				done(cur)
 			}
 			cur = nil
 		}
 	}
+}
+
+// loadSpan reads a span's chunks with one range read and verifies each
+// (AEAD, decompression, content ID) into buf.raw, which it returns. A chunk
+// that does not verify there, or a span whose read fails, is read chunk by
+// chunk with loadBlob (every copy, a refreshed index: R43).
+func (r *Repo) loadSpan(ctx context.Context, j *contentJob, hasher *idHasher, buf *spanBuf) ([]byte, error) {
+	buf.raw = sized(buf.raw, j.raw)
+	first, last := j.chunks[0].loc, j.chunks[len(j.chunks)-1].loc
+	var sealed []byte
+	if first.pack != nil {
+		buf.sealed = sized(buf.sealed, int(last.off+last.length-first.off))
+		sealed = buf.sealed
+		if err := readRange(ctx, r.st, packName(first.pack.id), int64(first.off), sealed); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			sealed = nil // one by one
+		}
+	}
+	var aead cipher.AEAD
+	pos, off := 0, int64(j.off)
+	for _, c := range j.chunks {
+		out := buf.raw[pos : pos+c.rawLen]
+		ok := false
+		if sealed != nil {
+			if aead == nil {
+				aead = r.keys.packAEAD(first.pack.salt[:])
+			}
+			at := c.loc.off - first.off
+			b := sealed[at : at+c.loc.length]
+			plain, err := openBlob(aead, b, b, c.loc.off, BlobData, c.id)
+			if err == nil {
+				var got []byte
+				got, err = r.codec.decompressBlobInto(out[:0:c.rawLen], plain, c.rawLen, true)
+				if err == nil && hasher.sum(BlobData, got) == c.id {
+					if &got[0] != &out[0] {
+						copy(out, got)
+					}
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			data, err := r.loadBlob(ctx, BlobData, c.id, c.rawLen, hasher, &buf.one)
+			if err != nil {
+				return nil, fmt.Errorf("at offset %d: %w", off, err)
+			}
+			copy(out, data)
+		}
+		pos += c.rawLen
+		off += int64(c.rawLen)
+	}
+	return buf.raw[:j.raw], nil
 }
 
 // ReaderLock is a lock a long reader (a restore) holds in the repository so

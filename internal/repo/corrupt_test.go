@@ -42,8 +42,9 @@ func snapshotRefs(t *testing.T, r *Repo, snaps []*Snapshot) map[ID][]SnapshotID 
 
 // TestEveryBitFlipDetected flips one bit in every byte of every stored
 // object in turn. Open or Check (with ReadData) must report it, Check must
-// name exactly the snapshots that need the damaged part, and reading any
-// file must give either its exact bytes or an error, never other bytes.
+// name exactly the snapshots that need the damaged part (none for an index
+// object: the packs' own headers stand in for it, R45), and reading any file
+// must give either its exact bytes or an error, never other bytes.
 func TestEveryBitFlipDetected(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -107,14 +108,9 @@ func TestEveryBitFlipDetected(t *testing.T) {
 			}
 			regions[i.Name] = append(regions[i.Name], region{off, len(b), all(ids...)})
 		case strings.HasPrefix(i.Name, indexPrefix):
-			var ids []ID
-			r.readIndex(ctx, i.Name, func(p *indexPack) error {
-				for _, e := range p.blobs {
-					ids = append(ids, e.id)
-				}
-				return nil
-			})
-			regions[i.Name] = []region{{0, len(b), all(ids...)}}
+			// The packs it names are read from their headers (R45):
+			// reported, but no snapshot is hurt.
+			regions[i.Name] = []region{{0, len(b), nil}}
 		case strings.HasPrefix(i.Name, snapshotPrefix):
 			id, _ := parseObjectName(snapshotPrefix, i.Name)
 			regions[i.Name] = []region{{0, len(b), []SnapshotID{id}}}

@@ -278,6 +278,11 @@ type locIndex struct {
 	packIdx map[ID]uint32
 	loaded  map[ID]bool // index objects already merged
 	n       int
+	// damaged counts index objects that did not open or parse; while there
+	// are any, packs no intact index object names are read from their own
+	// headers (R45). badHeaders are packs whose header did not open.
+	damaged    int
+	badHeaders map[ID]bool
 }
 
 type locEntry struct {
@@ -303,7 +308,7 @@ type location struct {
 }
 
 func newLocIndex() *locIndex {
-	return &locIndex{buckets: make([][]locEntry, numBuckets), packIdx: make(map[ID]uint32), loaded: make(map[ID]bool)}
+	return &locIndex{buckets: make([][]locEntry, numBuckets), packIdx: make(map[ID]uint32), loaded: make(map[ID]bool), badHeaders: make(map[ID]bool)}
 }
 
 func keyOf(id *ID) (k [8]byte) {

@@ -344,12 +344,94 @@ func (r *Repo) refreshIndex(ctx context.Context) error {
 	}
 	for i, name := range names {
 		if err := r.readIndex(ctx, name, func(p *indexPack) error { r.loc.addPack(p); return nil }); err != nil {
-			return err
+			if isStorageError(err) {
+				return err
+			}
+			// Damaged: its packs are found by their headers (R45).
+			r.loc.damaged++
 		}
 		r.loc.loaded[ids[i]] = true
 	}
+	if r.loc.damaged > 0 {
+		x := r.loc
+		err := r.packsFromHeaders(ctx, func(id ID) bool { _, ok := x.packIdx[id]; return ok || x.badHeaders[id] },
+			func(p *indexPack) { x.addPack(p) }, func(id ID, _ error) { x.badHeaders[id] = true })
+		if err != nil {
+			return err
+		}
+	}
 	r.loc.sort()
 	return nil
+}
+
+// packsFromHeaders reads the header of every stored pack for which known
+// is false and passes what it lists to fn as an index would; a pack whose
+// header is damaged goes to bad. Only a storage failure is an error.
+func (r *Repo) packsFromHeaders(ctx context.Context, known func(ID) bool, fn func(*indexPack), bad func(ID, error)) error {
+	type stored struct {
+		id   ID
+		size int64
+	}
+	var todo []stored
+	err := r.st.List(ctx, packsPrefix, func(i storage.Info) error {
+		if id, ok := parseObjectName(packsPrefix, i.Name); ok && !known(id) {
+			todo = append(todo, stored{id, i.Size})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("while listing packs: %w", err)
+	}
+	for _, p := range todo {
+		ip, err := r.readPackHeader(ctx, p.id, p.size)
+		if err != nil {
+			if isStorageError(err) && !errors.Is(err, storage.ErrNotFound) {
+				return err
+			}
+			bad(p.id, err)
+			continue
+		}
+		fn(ip)
+	}
+	return nil
+}
+
+// readPackHeader reads a pack's trailer and header (two range reads) and
+// returns the pack as an index object would list it.
+func (r *Repo) readPackHeader(ctx context.Context, id ID, size int64) (*indexPack, error) {
+	name := packName(id)
+	if size < trailerLen+17 || size > maxPackSize {
+		return nil, fmt.Errorf("%w: %s: a pack of %d bytes", ErrCorrupt, name, size)
+	}
+	tb := make([]byte, trailerLen)
+	if err := readRange(ctx, r.st, name, size-trailerLen, tb); err != nil {
+		return nil, fmt.Errorf("while reading the trailer of %s: %w", name, err)
+	}
+	t, err := parseTrailer(tb, uint64(size))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	hstart := size - trailerLen - int64(t.headerLen)
+	hb := make([]byte, t.headerLen)
+	if err := readRange(ctx, r.st, name, hstart, hb); err != nil {
+		return nil, fmt.Errorf("while reading the header of %s: %w", name, err)
+	}
+	plain, err := r.keys.packAEAD(t.salt[:]).Open(nil, headerNonce(), hb, tb)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: pack header does not authenticate", ErrCorrupt, name)
+	}
+	blobs, err := parsePackHeader(plain)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var sum int64
+	for _, e := range blobs {
+		sum += int64(e.length)
+	}
+	if sum != hstart {
+		return nil, fmt.Errorf("%w: %s: pack blobs fill %d bytes, header starts at %d", ErrCorrupt, name, sum, hstart)
+	}
+	return &indexPack{id: id, size: uint64(size), salt: t.salt, blobs: blobs}, nil
 }
 
 // blobBuf holds the buffers a reader reuses from one blob to the next: the
@@ -399,21 +481,29 @@ func (r *Repo) loadBlob(ctx context.Context, t BlobType, id ID, rawLen int, hash
 	return r.loadBlobFrom(ctx, t, id, rawLen, untried, hasher, buf)
 }
 
-// loadBlobFrom loads a blob from the first of locs that verifies.
+// loadBlobFrom loads a blob from the first of locs that verifies. When
+// every copy is damaged it reads them all once more: damage in transit (a
+// flipped bit on the wire) is not damage in storage.
 func (r *Repo) loadBlobFrom(ctx context.Context, t BlobType, id ID, rawLen int, locs []location, hasher *idHasher, buf *blobBuf) ([]byte, error) {
 	if len(locs) == 0 {
 		return nil, fmt.Errorf("%w: %v blob %s is not in the index", ErrCorrupt, t, id)
 	}
 	var errs []error
-	for _, l := range locs {
-		b, err := r.loadBlobAt(ctx, t, id, rawLen, l, hasher, buf)
-		if err == nil {
-			return b, nil
+	for attempt := 0; attempt < 2; attempt++ {
+		errs = errs[:0]
+		for _, l := range locs {
+			b, err := r.loadBlobAt(ctx, t, id, rawLen, l, hasher, buf)
+			if err == nil {
+				return b, nil
+			}
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			errs = append(errs, err)
 		}
-		if ctx.Err() != nil {
-			return nil, err
+		if slices.ContainsFunc(errs, isStorageError) {
+			break
 		}
-		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
 }
