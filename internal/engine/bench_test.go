@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,3 +192,55 @@ func sampleHeap(peak *uint64) (stop func()) {
 		sample()
 	}
 }
+
+// BenchmarkRestoreDir restores the pgbench cluster's backup (see
+// BenchmarkBackup) from a repository on the filesystem into a new data
+// directory per iteration (synced). Metrics: MB/s of files written,
+// peak-heap-MiB (as BenchmarkBackup), CPU seconds per restore (getrusage).
+// -benchparallel sets Parallel.
+func BenchmarkRestoreDir(b *testing.B) {
+	_, conn, _ := pgbenchCluster(b)
+	ctx := testContext(b, time.Hour)
+	r := newRepo(b, fsStorage(b))
+	res, err := engine.Backup(ctx, conn, r, engine.BackupOptions{Label: "benchmark"})
+	if err != nil {
+		b.Fatalf("Backup: %v", err)
+	}
+	s := res.Snapshot
+	var (
+		elapsed, cpu time.Duration
+		peak         uint64
+		written      int64
+		n            int
+	)
+	for b.Loop() {
+		b.StopTimer()
+		dir := filepath.Join(b.TempDir(), "data")
+		runtime.GC()
+		b.StartTimer()
+		stop := sampleHeap(&peak)
+		var ru0, ru1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+		t0 := time.Now()
+		out, err := engine.RestoreDir(ctx, r, s, engine.RestoreDirOptions{DataDir: dir, Parallel: *restoreParallel})
+		elapsed += time.Since(t0)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+		cpu += time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+		n++
+		stop()
+		if err != nil {
+			b.Fatalf("RestoreDir: %v", err)
+		}
+		written += out.Bytes
+		b.StopTimer()
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(written)/1e6/elapsed.Seconds(), "MB/s")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(cpu.Seconds()/float64(n), "cpu-s/op")
+}
+
+var restoreParallel = flag.Int("benchparallel", 4, "BenchmarkRestoreDir: RestoreDirOptions.Parallel")

@@ -116,8 +116,9 @@ type dirRestore struct {
 	newMap  []byte            // the one to write instead; nil: keep origMap
 	targets []*restoreTarget  // data directory first
 
-	mu    sync.Mutex // guards links
+	mu    sync.Mutex // guards links and open
 	links map[string]bool
+	open  map[*restoredFile]bool // files not done yet
 }
 
 // planRestore checks the options against the snapshot and the targets
@@ -139,7 +140,7 @@ func planRestore(ctx context.Context, r *repo.Repo, s *repo.Snapshot, opts Resto
 			return nil, fmt.Errorf("the backup has no tablespace with OID %q (it has %q)", oid, oids)
 		}
 	}
-	rs := &dirRestore{dataDir: dataDir, oids: oids, spaces: map[string]string{}, links: map[string]bool{}}
+	rs := &dirRestore{dataDir: dataDir, oids: oids, spaces: map[string]string{}, links: map[string]bool{}, open: map[*restoredFile]bool{}}
 	var orig map[string]string
 	if len(oids) > 0 {
 		orig, rs.origMap, err = readTablespaceMap(ctx, r, s, oids)
@@ -243,6 +244,11 @@ func mkdirAll(dir string) (string, error) {
 // cleanup removes what the restore wrote: the directories it made, and the
 // contents of the (empty) ones it found.
 func (rs *dirRestore) cleanup() {
+	for rf := range rs.open {
+		if rf.f != nil {
+			_ = rf.f.Close()
+		}
+	}
 	for _, t := range rs.targets {
 		if t.created != "" {
 			_ = os.RemoveAll(t.created)
@@ -310,16 +316,47 @@ func (p *restoreProgress) add(n int64, final bool) {
 	}
 }
 
-// countingWriterAt counts the bytes written through it.
-type countingWriterAt struct {
-	f *os.File
-	p *restoreProgress
+// restoredFile is a regular file being restored. It is created (O_EXCL) on
+// its first write, by whichever worker writes first, so that creating files
+// runs in parallel too; an empty file is created when it is done.
+type restoredFile struct {
+	path string
+	perm fs.FileMode
+	p    *restoreProgress
+	once sync.Once
+	f    *os.File
+	err  error
 }
 
-func (c countingWriterAt) WriteAt(p []byte, off int64) (int, error) {
-	n, err := c.f.WriteAt(p, off)
-	c.p.add(int64(n), false)
+func (r *restoredFile) open() error {
+	r.once.Do(func() {
+		r.f, r.err = os.OpenFile(r.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, r.perm)
+		if errors.Is(r.err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
+				r.err = err
+				return
+			}
+			r.f, r.err = os.OpenFile(r.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, r.perm)
+		}
+	})
+	return r.err
+}
+
+func (r *restoredFile) WriteAt(p []byte, off int64) (int, error) {
+	if err := r.open(); err != nil {
+		return 0, err
+	}
+	n, err := r.f.WriteAt(p, off)
+	r.p.add(int64(n), false)
 	return n, err
+}
+
+// close creates the file if nothing was written, and closes it.
+func (r *restoredFile) close() error {
+	if err := r.open(); err != nil {
+		return err
+	}
+	return r.f.Close()
 }
 
 // discardWriterAt counts a file's content (read and verified) and drops it.
@@ -345,11 +382,14 @@ func (rs *dirRestore) run(ctx context.Context, r *repo.Repo, s *repo.Snapshot, o
 			return w, nil
 		},
 		Done: func(f repo.File, w io.WriterAt) error {
-			c, ok := w.(countingWriterAt)
+			rf, ok := w.(*restoredFile)
 			if !ok {
 				return nil
 			}
-			if err := c.f.Close(); err != nil {
+			rs.mu.Lock()
+			delete(rs.open, rf)
+			rs.mu.Unlock()
+			if err := rf.close(); err != nil {
 				return fmt.Errorf("while writing %q: %w", f.Path, err)
 			}
 			return nil
@@ -413,17 +453,11 @@ func (rs *dirRestore) create(f repo.File, progress *restoreProgress) (io.WriterA
 		if f.Path == TablespaceMapPath && rs.newMap != nil {
 			return discardWriterAt{p: progress}, nil // written with the new locations at the end
 		}
-		file, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-				return nil, err
-			}
-			file, err = os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return countingWriterAt{f: file, p: progress}, nil
+		rf := &restoredFile{path: dst, perm: perm, p: progress}
+		rs.mu.Lock()
+		rs.open[rf] = true
+		rs.mu.Unlock()
+		return rf, nil
 	}
 	return nil, fmt.Errorf("%w: a file of type %v", repo.ErrCorrupt, f.Type)
 }

@@ -227,28 +227,69 @@ func TestRestoreDirTargetNotEmpty(t *testing.T) {
 	}
 }
 
-// TestRestoreDirCorrupt: a flipped bit in a pack stops the restore with an
-// error wrapping repo.ErrCorrupt that names the snapshot and the file; what
-// was written is removed (the data directory it made, the contents of the
-// empty tablespace target it was given) and the repository lock released.
+// TestRestoreDirCorrupt: a flipped bit in a stored pack stops the restore
+// with an error wrapping repo.ErrCorrupt that names the snapshot and the
+// file; what was written is removed (the data directory it made, the
+// contents of the empty tablespace target it was given) and the repository
+// lock released. A bit flipped in a read only (a transient fault) is
+// overcome by reading the chunk again.
 func TestRestoreDirCorrupt(t *testing.T) {
 	t.Parallel()
-	st, err := fsstorage.Open(filepath.Join(t.TempDir(), "repo"))
+	repoDir := filepath.Join(t.TempDir(), "repo")
+	st, err := fsstorage.Open(repoDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := faulty.Wrap(st)
 	b := newSyntheticBackup(t, f)
-	// Damage every read of a pack after the first few (the tree and the
-	// first chunks), as a bit flipped on disk would.
-	f.Inject(faulty.Fault{Op: faulty.OpGetRange, Match: faulty.Prefix("packs/"), After: 6,
+
+	// Transient: one read of a pack comes back damaged.
+	f.Inject(faulty.Fault{Op: faulty.OpGetRange, Match: faulty.Prefix("packs/"), After: 3,
 		Corrupt: func(b []byte) []byte { b[len(b)/3] ^= 0x04; return b }})
 	dataDir := filepath.Join(t.TempDir(), "new", "data")
 	ts := t.TempDir()
-	_, err = RestoreDir(context.Background(), b.r, b.s, RestoreDirOptions{DataDir: dataDir, Tablespaces: map[string]string{"16400": ts}})
+	opts := RestoreDirOptions{DataDir: dataDir, Tablespaces: map[string]string{"16400": ts}}
+	if _, err := RestoreDir(context.Background(), b.r, b.s, opts); err != nil {
+		t.Fatalf("with a transient fault: %v", err)
+	}
+	if f.Calls().Faults != 1 {
+		t.Fatalf("%d faults fired, want 1", f.Calls().Faults)
+	}
+	b.check(t, dataDir, map[string]string{"16400": ts, "16500": b.origLoc["16500"]})
+	for _, d := range []string{filepath.Dir(dataDir), b.origLoc["16500"]} {
+		if err := os.RemoveAll(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(ts)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(ts, e.Name()))
+	}
+
+	// On disk: a bit flipped in the middle of the largest pack.
+	var largest string
+	var size int64
+	filepath.WalkDir(filepath.Join(repoDir, "packs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil && fi.Size() > size {
+				largest, size = p, fi.Size()
+			}
+		}
+		return nil
+	})
+	data, err := os.ReadFile(largest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x10
+	if err := os.WriteFile(largest, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = RestoreDir(context.Background(), b.r, b.s, opts)
 	t.Logf("error: %v", err)
-	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), b.s.ID.String()) || !strings.Contains(err.Error(), "while reading \"") {
-		t.Fatalf("err = %v, want repo.ErrCorrupt naming the snapshot and the file", err)
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), b.s.ID.String()) || !strings.Contains(err.Error(), "while reading \"") ||
+		!strings.Contains(err.Error(), filepath.Base(largest)) {
+		t.Fatalf("err = %v, want repo.ErrCorrupt naming the snapshot, the file and the pack", err)
 	}
 	if _, err := os.Lstat(filepath.Dir(dataDir)); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the directories made for the data directory are left: %v", err)
@@ -260,8 +301,8 @@ func TestRestoreDirCorrupt(t *testing.T) {
 		t.Errorf("the tablespace at its original location is left: %v", err)
 	}
 	rep, err := b.r.Check(context.Background(), repo.CheckOptions{ReadData: true})
-	if err != nil || !rep.OK() || rep.Locks != 0 {
-		t.Errorf("check after the failed restore: %+v, %v", rep, err)
+	if err != nil || rep.OK() || rep.Locks != 0 || len(rep.DamagedSnapshots) != 1 {
+		t.Errorf("check after the failed restore: %+v, %v; want the damage found and no lock", rep, err)
 	}
 }
 
