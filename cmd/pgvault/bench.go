@@ -36,6 +36,7 @@ const (
 	benchPhaseFull    = "full"
 	benchPhaseCluster = "clustered-1%"
 	benchPhaseScatter = "scattered-1%"
+	benchPhaseRestore = "restore"
 )
 
 // benchRun is one backup of one tool.
@@ -109,9 +110,10 @@ func newBenchCmd(e *env) *cobra.Command {
 		Short: "Benchmarks on a throwaway local PostgreSQL 15 cluster",
 	}
 	var (
-		scale   int
-		workDir string
-		output  string
+		scale     int
+		workDir   string
+		output    string
+		noRestore bool
 	)
 	backup := &cobra.Command{
 		Use:   "backup",
@@ -122,9 +124,12 @@ repository), pg_basebackup (-Ft -X fetch -c fast --compress=client-zstd:1) and p
 (zstd level 1, process-max=2; skipped when not installed). Then it updates 1% of
 pgbench_accounts, clustered in one key range, and backs up again (pgvault: a new snapshot,
 deduplicated; pg_basebackup: a full; pgBackRest: --type=incr); then 1% scattered
-(aid % 100 = 0), and again. It prints wall time, throughput, CPU, peak memory and the bytes
-stored, and pgvault's figures over its peers'. Run as root, the PostgreSQL programs run as
-the postgres OS user.`,
+(aid % 100 = 0), and again. Last (unless --no-restore) it restores the latest backup of
+each into a new directory: pgvault's snapshot with RestoreDir, pg_basebackup's by
+extracting its zstd tar files (tar -I zstd, then sync), pgBackRest's with pgbackrest
+restore. It prints wall time, throughput, CPU, peak memory and the bytes stored (or
+restored), and pgvault's figures over its peers'. Run as root, the PostgreSQL programs run
+as the postgres OS user.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			output = strings.ToLower(output)
@@ -153,7 +158,7 @@ the postgres OS user.`,
 				}
 			}
 			pgbackrest, _ := exec.LookPath("pgbackrest")
-			b := &bencher{scale: scale, workDir: workDir, pgbackrest: pgbackrest, progress: e.stderr}
+			b := &bencher{scale: scale, workDir: workDir, pgbackrest: pgbackrest, progress: e.stderr, restore: !noRestore}
 			rep, err := b.run(cmd.Context())
 			if err != nil {
 				return err
@@ -175,6 +180,7 @@ the postgres OS user.`,
 	backup.Flags().IntVar(&scale, "scale", 10, "pgbench scale factor (about 15 MB of database each)")
 	backup.Flags().StringVar(&workDir, "work-dir", "", "directory for the cluster and the backups, kept afterwards (default: a temporary directory, removed)")
 	backup.Flags().StringVarP(&output, "output", "o", outputTable, "output format: table or json")
+	backup.Flags().BoolVar(&noRestore, "no-restore", false, "skip the restore phase")
 	cmd.AddCommand(backup)
 	return cmd
 }
@@ -185,6 +191,7 @@ type bencher struct {
 	workDir    string
 	pgbackrest string // path; "" when not installed
 	progress   interface{ Write([]byte) (int, error) }
+	restore    bool // run the restore phase
 
 	c       *benchpg.Cluster
 	dbBytes int64
@@ -280,8 +287,122 @@ func (b *bencher) run(ctx context.Context) (rep *benchReport, err error) {
 			t.Runs = append(t.Runs, r)
 		}
 	}
+	if b.restore {
+		for _, t := range tools {
+			if !t.Available {
+				continue
+			}
+			b.logf("%s: %s", benchPhaseRestore, t.Name)
+			dir := filepath.Join(b.workDir, "restore-"+t.Name)
+			var r benchRun
+			switch t.Name {
+			case benchPgvault:
+				r, err = b.restorePgvault(ctx, dir)
+			case benchBasebackup:
+				r, err = b.restoreBasebackup(ctx, dir)
+			case benchPgbackrest:
+				r, err = b.restorePgbackrest(ctx, dir)
+			}
+			if err == nil {
+				err = checkRestored(dir, &r)
+			}
+			_ = os.RemoveAll(dir) // several copies of the cluster add up
+			if err != nil {
+				return nil, fmt.Errorf("while restoring with %s: %w", t.Name, err)
+			}
+			r.Phase = benchPhaseRestore
+			if r.WallSeconds > 0 {
+				r.ThroughputMBs = float64(b.dbBytes) / 1e6 / r.WallSeconds
+			}
+			t.Runs = append(t.Runs, r)
+		}
+	}
 	rep.Ratios = benchRatios(tools)
 	return rep, nil
+}
+
+// measureSelf runs fn in this process and records its wall time, CPU
+// (getrusage), peak RSS (VmHWM, reset first) and peak Go heap.
+func measureSelf(r *benchRun, fn func() error) error {
+	runtime.GC()
+	// Reset VmHWM to the current RSS, so that it is this run's peak.
+	resetErr := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	var peak uint64
+	stop := sampleHeap(&peak)
+	t0 := time.Now()
+	err := fn()
+	r.WallSeconds = time.Since(t0).Seconds()
+	stop()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	r.CPUSeconds = rusageCPU(&ru1) - rusageCPU(&ru0)
+	r.PeakGoHeapBytes = int64(peak)
+	if hwm, herr := vmHWM(); resetErr == nil && herr == nil {
+		r.PeakRSSBytes = hwm
+	} else {
+		r.PeakRSSBytes = ru1.Maxrss * 1024 // the process's lifetime peak
+	}
+	return err
+}
+
+// restorePgvault restores the latest snapshot with engine.RestoreDir.
+func (b *bencher) restorePgvault(ctx context.Context, dir string) (benchRun, error) {
+	r := benchRun{Kind: "RestoreDir, latest snapshot"}
+	snaps, err := b.repo.Snapshots(ctx)
+	if err != nil || len(snaps) == 0 {
+		return r, fmt.Errorf("while listing the snapshots: %v (%d)", err, len(snaps))
+	}
+	s := snaps[len(snaps)-1]
+	err = measureSelf(&r, func() error {
+		_, err := engine.RestoreDir(ctx, b.repo, s, engine.RestoreDirOptions{DataDir: dir})
+		return err
+	})
+	return r, err
+}
+
+// restoreBasebackup extracts the latest pg_basebackup output (base.tar.zst,
+// the WAL in it) as its documentation says, and syncs the filesystem.
+func (b *bencher) restoreBasebackup(ctx context.Context, dir string) (benchRun, error) {
+	r := benchRun{Kind: "tar -I zstd -x of the latest full, sync"}
+	src := filepath.Join(b.workDir, "pg_basebackup", benchPhaseScatter)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return r, err
+	}
+	if err := b.c.GiveToPostgres(dir); err != nil {
+		return r, err
+	}
+	script := fmt.Sprintf("tar -I zstd -xf %s -C %s && cp %s %s && sync -f %s",
+		shellQuote(filepath.Join(src, "base.tar.zst")), shellQuote(dir),
+		shellQuote(filepath.Join(src, "backup_manifest")), shellQuote(dir), shellQuote(dir))
+	err := b.runChild(b.c.Command(ctx, "/bin/sh", "-c", script), &r)
+	return r, err
+}
+
+// restorePgbackrest runs pgbackrest restore of the latest backup (an incr on
+// the full) into dir.
+func (b *bencher) restorePgbackrest(ctx context.Context, dir string) (benchRun, error) {
+	r := benchRun{Kind: "pgbackrest restore, latest incr (process-max 2)"}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return r, err
+	}
+	if err := b.c.GiveToPostgres(dir); err != nil {
+		return r, err
+	}
+	err := b.runChild(b.c.Command(ctx, b.pgbackrest, b.pgbackrestArgs("restore", "--pg1-path="+dir)...), &r)
+	return r, err
+}
+
+// checkRestored checks that dir holds a data directory and records its size.
+func checkRestored(dir string, r *benchRun) error {
+	for _, f := range []string{"PG_VERSION", "global/pg_control", "backup_label"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("the restored directory lacks %s: %w", f, err)
+		}
+	}
+	n, err := duBytes(dir)
+	r.StoredBytes, r.TotalBytes = n, n
+	return err
 }
 
 // setup describes the tools and prepares their output directories.
@@ -376,35 +497,22 @@ func (b *bencher) runPgvault(ctx context.Context, phase string) (benchRun, error
 	if err != nil {
 		return r, err
 	}
-	runtime.GC()
-	// Reset VmHWM to the current RSS, so that it is this backup's peak.
-	resetErr := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	srv, err := b.serverCPU()
 	if err != nil {
 		return r, err
 	}
-	var peak uint64
-	stop := sampleHeap(&peak)
 	conn := pg.Conn{Host: b.c.Host, Port: b.c.Port, User: b.c.SuperUser, Password: b.c.SuperPassword, SSLMode: "disable"}
-	t0 := time.Now()
-	res, err := engine.Backup(ctx, conn, b.repo, engine.BackupOptions{Label: "pgvault bench " + phase})
-	r.WallSeconds = time.Since(t0).Seconds()
-	stop()
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	var res *engine.BackupResult
+	err = measureSelf(&r, func() error {
+		var err error
+		res, err = engine.Backup(ctx, conn, b.repo, engine.BackupOptions{Label: "pgvault bench " + phase})
+		return err
+	})
 	if err != nil {
 		return r, err
 	}
 	if r.ServerCPUSeconds, err = srv(); err != nil {
 		return r, err
-	}
-	r.CPUSeconds = rusageCPU(&ru1) - rusageCPU(&ru0)
-	r.PeakGoHeapBytes = int64(peak)
-	if hwm, err := vmHWM(); resetErr == nil && err == nil {
-		r.PeakRSSBytes = hwm
-	} else {
-		r.PeakRSSBytes = ru1.Maxrss * 1024 // the process's lifetime peak
 	}
 	r.SnapshotNewBytes = res.Snapshot.Stats.NewBytes
 	if r.TotalBytes, err = duBytes(b.repoDir); err != nil {
@@ -717,7 +825,7 @@ func printBench(e *env, rep *benchReport) error {
 	fmt.Fprintf(w, "pgbench scale %d, PostgreSQL %s, %s in all databases (%.1f MB), %d CPUs; 1%% updates: %d rows\n\n",
 		rep.Scale, rep.PostgresVersion, formatBytes(rep.DatabaseBytes), float64(rep.DatabaseBytes)/1e6, rep.CPUs, rep.UpdatedRows)
 	fmt.Fprintln(w, "PHASE\tTOOL\tKIND\tWALL\tMB/s\tCPU\tSERVER CPU\tPEAK RSS\tSTORED\tTOTAL")
-	for _, ph := range []string{benchPhaseFull, benchPhaseCluster, benchPhaseScatter} {
+	for _, ph := range []string{benchPhaseFull, benchPhaseCluster, benchPhaseScatter, benchPhaseRestore} {
 		for _, t := range rep.Tools {
 			for _, r := range t.Runs {
 				if r.Phase != ph {
@@ -751,7 +859,7 @@ func printBench(e *env, rep *benchReport) error {
 	}
 	fmt.Fprintln(w, "CPU: user+sys of the tool's process and the children it waited for (pgvault: this process, getrusage);"+
 		" SERVER CPU: the PostgreSQL backends that served it. PEAK RSS: of the child and its children, sampled every 10 ms, or their VmHWM (pgvault: this process's VmHWM, reset before each backup)."+
-		" STORED: bytes the backup added (du -b); TOTAL: the tool's whole output.")
+		" STORED: bytes the backup added (du -b); TOTAL: the tool's whole output; for restore both are the restored directory's size.")
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("while writing the report: %w", err)
 	}

@@ -10,7 +10,8 @@ import (
 )
 
 // TestBenchBackup runs `pgvault bench backup --scale 1 -o json` end to end and
-// checks that the report has every figure of every tool and phase. pgBackRest
+// checks that the report has every figure of every tool and phase, the
+// restores included. pgBackRest
 // is optional: without it, its entry must say so.
 func TestBenchBackup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -61,7 +62,7 @@ func TestBenchBackup(t *testing.T) {
 		if tool.Name != benchPgvault {
 			peers++
 		}
-		phases := []string{benchPhaseFull, benchPhaseCluster, benchPhaseScatter}
+		phases := []string{benchPhaseFull, benchPhaseCluster, benchPhaseScatter, benchPhaseRestore}
 		if len(tool.Runs) != len(phases) {
 			t.Fatalf("%s: %d runs, want %d", tool.Name, len(tool.Runs), len(phases))
 		}
@@ -70,7 +71,10 @@ func TestBenchBackup(t *testing.T) {
 				r.ServerCPUSeconds < 0 || r.PeakRSSBytes <= 0 || r.StoredBytes <= 0 || r.TotalBytes < r.StoredBytes {
 				t.Errorf("%s run %d: %+v", tool.Name, j, r)
 			}
-			if tool.Name == benchPgvault && (r.PeakGoHeapBytes <= 0 || r.SnapshotNewBytes <= 0) {
+			if r.Phase == benchPhaseRestore && r.StoredBytes < rep.DatabaseBytes/2 {
+				t.Errorf("%s restored %d bytes of a %d-byte cluster", tool.Name, r.StoredBytes, rep.DatabaseBytes)
+			}
+			if tool.Name == benchPgvault && (r.PeakGoHeapBytes <= 0 || r.SnapshotNewBytes <= 0 && r.Phase != benchPhaseRestore) {
 				t.Errorf("pgvault run %d: %+v", j, r)
 			}
 		}
@@ -79,8 +83,8 @@ func TestBenchBackup(t *testing.T) {
 			t.Errorf("%s stored %d bytes for 1%% clustered changes, %d for the full", tool.Name, tool.Runs[1].StoredBytes, tool.Runs[0].StoredBytes)
 		}
 	}
-	if len(rep.Ratios) != 3*peers {
-		t.Errorf("%d ratios, want %d: %+v", len(rep.Ratios), 3*peers, rep.Ratios)
+	if len(rep.Ratios) != 4*peers {
+		t.Errorf("%d ratios, want %d: %+v", len(rep.Ratios), 4*peers, rep.Ratios)
 	}
 	for _, r := range rep.Ratios {
 		if r.Wall <= 0 || r.CPU <= 0 || r.PeakRSS <= 0 || r.Stored <= 0 {

@@ -110,6 +110,7 @@ type checkReportView struct {
 	PacksRead        int            `json:"packsRead"`
 	BytesRead        int64          `json:"bytesRead"`
 	UnindexedPacks   []string       `json:"unindexedPacks"`
+	PacksFromHeaders []string       `json:"packsFromHeaders"`
 	Problems         []problemView  `json:"problems"`
 	DamagedSnapshots []snapshotView `json:"damagedSnapshots"`
 }
@@ -158,11 +159,14 @@ damage. -o json prints the report as JSON.`,
 			v := checkReportView{
 				VaultID: r.vaultID, Directory: r.dir, RepositoryID: r.ID(), OK: rep.OK(),
 				Snapshots: rep.Snapshots, Indexes: rep.Indexes, Packs: rep.Packs, Blobs: rep.Blobs, Locks: rep.Locks,
-				PacksRead: rep.PacksRead, BytesRead: rep.BytesRead, UnindexedPacks: rep.UnindexedPacks,
+				PacksRead: rep.PacksRead, BytesRead: rep.BytesRead, UnindexedPacks: rep.UnindexedPacks, PacksFromHeaders: rep.PacksFromHeaders,
 				Problems: []problemView{}, DamagedSnapshots: []snapshotView{},
 			}
 			if v.UnindexedPacks == nil {
 				v.UnindexedPacks = []string{}
+			}
+			if v.PacksFromHeaders == nil {
+				v.PacksFromHeaders = []string{}
 			}
 			for _, p := range rep.Problems {
 				v.Problems = append(v.Problems, problemView{Object: p.Object, Error: p.Err.Error()})
@@ -216,6 +220,9 @@ func (c *clientCmd) printCheckReport(v checkReportView, readData bool) {
 	_ = t.flush()
 	if n := len(v.UnindexedPacks); n > 0 {
 		c.printf("%d packs no index names: leftovers of interrupted backups, not damage", n)
+	}
+	if n := len(v.PacksFromHeaders); n > 0 {
+		c.printf("%d packs that only a damaged index object names were read from their own headers: their data is still restorable", n)
 	}
 	if len(v.Problems) > 0 {
 		c.printf("Problems (%d):", len(v.Problems))
