@@ -32,18 +32,37 @@ func protected(t *testing.T, e *testEnv, c *pgtest.Cluster) (biName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ltr, _ := auth.RoleByName("PostgreSQL Flexible Server Long Term Retention Backup Role")
 	reader, _ := auth.RoleByName("Reader")
-	for i, g := range []struct{ scope, role string }{{*srv.ID, ltr.ID}, {rgPath, reader.ID}} {
-		r := e.do("PUT", g.scope+"/providers/Microsoft.Authorization/roleAssignments/"+fmt.Sprintf("2d0c0000-0000-4000-8000-00000000000%d", i)+"?api-version=2022-04-01",
-			fmt.Sprintf(`{"properties":{"roleDefinitionId":%q,"principalId":%q}}`, vault.RoleDefinitionID(g.scope, g.role), *v.Identity.PrincipalID))
-		if r.Status != http.StatusCreated {
-			t.Fatalf("grant: %d %s", r.Status, r.Body)
-		}
+	grantVault(t, e, *v.Identity.PrincipalID, rgPath, reader.ID, 1)
+	return protectServer(t, e, *srv.ID, *pol.ID, "db1-bi", 0)
+}
+
+// grantVault assigns a role to a vault's identity (principal) at a scope;
+// n makes the assignment's name.
+func grantVault(t *testing.T, e *testEnv, principal, scope, roleID string, n int) {
+	t.Helper()
+	r := e.do("PUT", scope+"/providers/Microsoft.Authorization/roleAssignments/"+fmt.Sprintf("2d0c0000-0000-4000-8000-%012d", n)+"?api-version=2022-04-01",
+		fmt.Sprintf(`{"properties":{"roleDefinitionId":%q,"principalId":%q}}`, vault.RoleDefinitionID(scope, roleID), principal))
+	if r.Status != http.StatusCreated {
+		t.Fatalf("grant: %d %s", r.Status, r.Body)
 	}
-	ds := &armdataprotection.Datasource{ResourceID: srv.ID, DatasourceType: to.Ptr(vault.DatasourceType), ObjectType: to.Ptr("Datasource")}
-	poller, err := e.dp().NewBackupInstancesClient().BeginCreateOrUpdate(ctx, "rg", "vault", "db1-bi", armdataprotection.BackupInstanceResource{
-		Properties: &armdataprotection.BackupInstance{DataSourceInfo: ds, PolicyInfo: &armdataprotection.PolicyInfo{PolicyID: pol.ID}, ObjectType: to.Ptr("BackupInstance")},
+}
+
+// protectServer grants the vault "vault" the LTR backup role on a server
+// (assignment n) and protects the server with policy policyID as instance
+// biName, through the SDK.
+func protectServer(t *testing.T, e *testEnv, serverID, policyID, biName string, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	v, err := e.dp().NewBackupVaultsClient().Get(ctx, "rg", "vault", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ltr, _ := auth.RoleByName("PostgreSQL Flexible Server Long Term Retention Backup Role")
+	grantVault(t, e, *v.Identity.PrincipalID, serverID, ltr.ID, n)
+	ds := &armdataprotection.Datasource{ResourceID: to.Ptr(serverID), DatasourceType: to.Ptr(vault.DatasourceType), ObjectType: to.Ptr("Datasource")}
+	poller, err := e.dp().NewBackupInstancesClient().BeginCreateOrUpdate(ctx, "rg", "vault", biName, armdataprotection.BackupInstanceResource{
+		Properties: &armdataprotection.BackupInstance{DataSourceInfo: ds, PolicyInfo: &armdataprotection.PolicyInfo{PolicyID: to.Ptr(policyID)}, ObjectType: to.Ptr("BackupInstance")},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +70,7 @@ func protected(t *testing.T, e *testEnv, c *pgtest.Cluster) (biName string) {
 	if _, err := poller.PollUntilDone(ctx, pollFast); err != nil {
 		t.Fatalf("protect: %v", err)
 	}
-	return "db1-bi"
+	return biName
 }
 
 // startAdhocBackup runs an on-demand backup (rule BackupWeekly, tag

@@ -222,8 +222,13 @@ func TestRestoreAsNewServer(t *testing.T) {
 		b, _ := json.Marshal(srv)
 		t.Errorf("restored server: %s", b)
 	}
-	if pre, err := preBackup(e, "rg", "db1-restored", "ltr-1"); err != nil || *pre.Properties.NumberOfContainers != 1 {
-		t.Errorf("ltrPreBackup of the restored server: %v", err)
+	if tag := srv.Tags["pgvault-restored-from"]; tag == nil || *tag != vault.BackupInstanceID(testSub, "rg", "vault", bi)+"/recoveryPoints/"+rp {
+		t.Errorf("restored server's tag %v", tag)
+	}
+	// It is protected and backed up in turn.
+	bi2 := protectServer(t, e, newID, vault.VaultID(testSub, "rg", "vault")+"/backupPolicies/pol", "db1-restored-bi", 7)
+	if rp2 := backupNow(t, e, bi2); rp2 == "" || rp2 == rp {
+		t.Errorf("backup of the restored server: %q", rp2)
 	}
 
 	// Refusals: nothing recorded, nothing written.

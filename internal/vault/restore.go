@@ -619,7 +619,7 @@ func (s *Service) RegisterRestoredServer(ctx context.Context, in RestoreJobInput
 		ext.StateReason = "restored by pgvault and not started: start it with pg_ctl -D " + n.DataDirectory() + " start"
 	}
 	rec := &serverRecord{Server: Server{ID: n.ServerID, Name: n.Name, Type: TypeServer, Location: n.Location,
-		Tags:       map[string]string{"pgvault-restored-from": in.ServerID + "/recoveryPoints/" + in.RecoveryPointID},
+		Tags:       map[string]string{"pgvault-restored-from": in.InstanceID + "/recoveryPoints/" + in.RecoveryPointID},
 		SystemData: &SystemData{CreatedBy: "pgvault", CreatedByType: "Application", CreatedAt: now, LastModifiedBy: "pgvault", LastModifiedByType: "Application", LastModifiedAt: now},
 		Properties: props}}
 	rec.SealedPassword = s.secrets.Seal(password, n.ServerID)
