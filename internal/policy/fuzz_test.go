@@ -163,6 +163,7 @@ func checkNext(t *testing.T, ri RepeatingInterval, loc *time.Location, delta int
 			}
 		}
 		exhausted := len(occs) < scan // occs holds every occurrence
+		checkLatest(t, ri, loc, after, occs, bruteK, exhausted, ok, k)
 		switch {
 		case bruteK >= 0:
 			if !ok || int64(bruteK) != k || !got.Equal(occs[bruteK]) {
@@ -208,6 +209,33 @@ func checkNext(t *testing.T, ri RepeatingInterval, loc *time.Location, delta int
 		if ok && got.Location() != loc {
 			t.Fatalf("Next returned a time in %v, want %v", got.Location(), loc)
 		}
+	}
+}
+
+// checkLatest checks Latest(after) against the brute-force index of Next
+// (bruteK, -1 for none among occs) or, beyond the scan, against Next.
+func checkLatest(t *testing.T, ri RepeatingInterval, loc *time.Location, after time.Time, occs []time.Time, bruteK int, exhausted, nextOK bool, nextK int64) {
+	t.Helper()
+	latest, ok := ri.Latest(after, loc)
+	var want time.Time
+	wantOK := false
+	switch {
+	case bruteK > 0:
+		want, wantOK = occs[bruteK-1], true
+	case bruteK == 0:
+	case exhausted && len(occs) > 0:
+		want, wantOK = occs[len(occs)-1], true
+	case exhausted:
+	case nextOK:
+		want, wantOK = ri.occurrence(nextK-1, loc), nextK > 0
+	default:
+		if ok && latest.After(after) {
+			t.Fatalf("%s in %s: Latest(%s) = %s is after it", ri, loc, after.Format(time.RFC3339Nano), latest)
+		}
+		return
+	}
+	if ok != wantOK || ok && !latest.Equal(want) {
+		t.Fatalf("%s in %s: Latest(%s) = %s, %v; want %s, %v", ri, loc, after.Format(time.RFC3339Nano), latest, ok, want, wantOK)
 	}
 }
 

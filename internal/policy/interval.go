@@ -347,6 +347,56 @@ func (ri RepeatingInterval) Next(after time.Time, loc *time.Location) (time.Time
 	return t, ok
 }
 
+// Latest returns the last occurrence at or before t, in loc (nil means
+// UTC); false when there is none (t is before Start, or R0). It is the due
+// time of a schedule whose occurrences up to t were all missed. As for
+// Next, occurrences after the end of year 9999 do not exist.
+func (ri RepeatingInterval) Latest(t time.Time, loc *time.Location) (time.Time, bool) {
+	if ri.Repetitions == 0 {
+		return time.Time{}, false
+	}
+	if t.Unix() > maxUnix {
+		t = time.Unix(maxUnix, 999_999_999)
+	}
+	o := ri.occurrences(loc)
+	if o.start.After(t) {
+		return time.Time{}, false
+	}
+	if k, _, ok := ri.nextIndex(t, loc); ok {
+		return o.at(k - 1), true // k > 0: occurrence 0 is not after t
+	}
+	if !ri.Period.positive() {
+		return o.start, true
+	}
+	// No occurrence after t: the answer is the last one at all. Gallop and
+	// bisect for the largest k with occurrence k at or before t.
+	// Occurrences are clamped to a million years, so the gallop ends long
+	// before k overflows.
+	limit := int64(math.MaxInt64)
+	if ri.Repetitions > 0 {
+		limit = int64(ri.Repetitions) - 1
+	}
+	lo, hi := int64(0), int64(-1) // occurrence lo <= t; occurrence hi > t, or hi == limit+1
+	for step := int64(1); hi < 0; step *= 2 {
+		switch k := lo + step; {
+		case k > limit:
+			hi = limit + 1
+		case o.at(k).After(t):
+			hi = k
+		default:
+			lo = k
+		}
+	}
+	for hi-lo > 1 {
+		if m := lo + (hi-lo)/2; o.at(m).After(t) {
+			hi = m
+		} else {
+			lo = m
+		}
+	}
+	return o.at(lo), true
+}
+
 // nextIndex returns the smallest k with Occurrence(k) after after, within the
 // repetitions and before the end of year 9999, and that occurrence.
 func (ri RepeatingInterval) nextIndex(after time.Time, loc *time.Location) (int64, time.Time, bool) {

@@ -55,6 +55,20 @@ func (s Schedule) Next(after time.Time) (time.Time, bool) {
 	return best, found
 }
 
+// Latest returns the latest occurrence of any of the intervals at or before
+// t, in s.Location; false when no interval has one.
+func (s Schedule) Latest(t time.Time) (time.Time, bool) {
+	var best time.Time
+	found := false
+	for _, ri := range s.Intervals {
+		o, ok := ri.Latest(t, s.Location)
+		if ok && (!found || o.After(best)) {
+			best, found = o, true
+		}
+	}
+	return best, found
+}
+
 // LoadLocation resolves a policy's time zone: an IANA name ("UTC",
 // "Europe/Berlin", "America/New_York", ...), matched case-sensitively, or a
 // Windows time zone ID as Azure accepts them ("Pacific Standard Time",
