@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
@@ -91,6 +92,17 @@ type instanceView struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"protectionErrorDetails"`
+		Pgvault *struct {
+			NextScheduledBackup *time.Time `json:"nextScheduledBackup"`
+			TimeZone            string     `json:"timeZone"`
+			Retention           []struct {
+				Tag            string     `json:"tag"`
+				Criteria       string     `json:"criteria"`
+				KeepFor        string     `json:"keepFor"`
+				RecoveryPoints int        `json:"recoveryPoints"`
+				Oldest         *time.Time `json:"oldest"`
+			} `json:"retention"`
+		} `json:"pgvault"`
 	} `json:"properties"`
 }
 
@@ -125,6 +137,45 @@ func (c *clientCmd) printInstance(raw []byte) error {
 		c.printf("Protection error: %s: %s", e.Code, e.Message)
 	}
 	return nil
+}
+
+// printSchedule prints, in a table, an instance's next scheduled backup and
+// what retention keeps (pgvault's extension of the instance).
+func (c *clientCmd) printSchedule(raw []byte) error {
+	if c.output != outputTable {
+		return nil
+	}
+	var i instanceView
+	if err := json.Unmarshal(raw, &i); err != nil {
+		return fmt.Errorf("while decoding the server's answer: %w", err)
+	}
+	ext := i.Properties.Pgvault
+	if ext == nil {
+		return nil
+	}
+	if ext.NextScheduledBackup != nil {
+		c.printf("Next scheduled backup: %s (policy time zone %s: %s)", ext.NextScheduledBackup.UTC().Format(time.RFC3339), ext.TimeZone,
+			ext.NextScheduledBackup.In(loadZone(ext.TimeZone)).Format("Mon 2006-01-02 15:04 MST"))
+	} else {
+		c.printf("Next scheduled backup: none while %s", i.Properties.CurrentProtectionState)
+	}
+	c.printf("Retention (highest priority first):")
+	for _, r := range ext.Retention {
+		oldest := ""
+		if r.Oldest != nil {
+			oldest = ", oldest " + r.Oldest.UTC().Format(time.RFC3339)
+		}
+		c.printf("  %-8s keep %-5s %s; %d recovery point(s)%s", r.Tag, r.KeepFor, r.Criteria, r.RecoveryPoints, oldest)
+	}
+	return nil
+}
+
+// loadZone returns a time zone by IANA name, UTC when unknown here.
+func loadZone(name string) *time.Location {
+	if loc, err := time.LoadLocation(name); err == nil {
+		return loc
+	}
+	return time.UTC
 }
 
 func (c *clientCmd) instanceCmd() *cobra.Command {
@@ -384,14 +435,17 @@ func (c *clientCmd) instanceShowCmd() *cobra.Command {
 	var t policyTarget
 	cmd := &cobra.Command{
 		Use:   "show NAME --vault VAULT -g GROUP",
-		Short: "Show a backup instance: its server, policy and protection state",
+		Short: "Show a backup instance: its server, policy, protection state, next scheduled backup and retention",
 		Args:  cobra.ExactArgs(1),
 		RunE: c.runE(func(ctx context.Context, cl *client.Client, args []string) error {
 			resp, err := cl.Get(ctx, client.BackupInstancePath(c.subscription, t.rg, t.vault, args[0]), client.APIVersionDataProtection)
 			if err != nil {
 				return err
 			}
-			return c.printInstance(resp.Body)
+			if err := c.printInstance(resp.Body); err != nil {
+				return err
+			}
+			return c.printSchedule(resp.Body)
 		}),
 	}
 	t.flags(cmd)

@@ -51,17 +51,17 @@ type serveProcess struct {
 }
 
 // startServeProcess starts `pgvault serve` in a child process on
-// 127.0.0.1:0 with a data directory and waits until it serves. The child's
-// environment has no PGVAULT_ variable but envRunMain. It is killed, if
-// still running, when the test ends.
-func startServeProcess(t *testing.T, dataDir string) *serveProcess {
+// 127.0.0.1:0 with a data directory (and more flags) and waits until it
+// serves. The child's environment has no PGVAULT_ variable but envRunMain.
+// It is killed, if still running, when the test ends.
+func startServeProcess(t *testing.T, dataDir string, flags ...string) *serveProcess {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &serveProcess{logs: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(exe, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json")
+	p.cmd = exec.Command(exe, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"}, flags...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PGVAULT_") {
 			p.cmd.Env = append(p.cmd.Env, kv)

@@ -20,6 +20,7 @@ import (
 	"github.com/pgvault/pgvault/internal/api"
 	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/job"
+	"github.com/pgvault/pgvault/internal/schedule"
 	"github.com/pgvault/pgvault/internal/secretbox"
 	"github.com/pgvault/pgvault/internal/store/sqlite"
 	"github.com/pgvault/pgvault/internal/tlscert"
@@ -63,6 +64,12 @@ type serveConfig struct {
 	// MaxConcurrentBackups is how many backups this node runs at once; the
 	// others wait queued.
 	MaxConcurrentBackups int
+	// ScheduleInterval is how often due backups are queued and expired
+	// recovery points deleted (0: never, for nodes that only serve).
+	ScheduleInterval time.Duration
+	// Node names this process among several serving one data directory
+	// (its job leases); "" uses the node ID kept in the data directory.
+	Node string
 }
 
 // defaultAudiences are the audiences Azure Resource Manager tokens carry.
@@ -102,6 +109,7 @@ func newServeCmd(e *env) *cobra.Command {
 		LtrLocalDirs:     filepath.SplitList(e.getenv("PGVAULT_LTR_LOCAL_DIRS")),
 		RestoreLocalDirs: filepath.SplitList(e.getenv("PGVAULT_RESTORE_LOCAL_DIRS")),
 		PGInstallDir:     e.getenv("PGVAULT_PG_INSTALL_DIR"),
+		Node:             e.getenv("PGVAULT_NODE"),
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -126,7 +134,8 @@ PGVAULT_TLS_CERT, PGVAULT_TLS_KEY, PGVAULT_TLS_SELF_SIGNED=true,
 PGVAULT_INSECURE_HTTP=true, PGVAULT_SECRETS_KEY_FILE,
 PGVAULT_REPOSITORY_KEY_FILE, PGVAULT_OIDC_ISSUERS and PGVAULT_AUDIENCES
 (comma-separated), PGVAULT_LTR_LOCAL_DIRS (colon-separated),
-PGVAULT_PRUNE_INTERVAL (e.g. 1h), PGVAULT_MAX_CONCURRENT_BACKUPS.
+PGVAULT_PRUNE_INTERVAL (e.g. 1h), PGVAULT_SCHEDULE_INTERVAL (e.g. 30s),
+PGVAULT_MAX_CONCURRENT_BACKUPS, PGVAULT_NODE.
 
 The repository master key (keys/repository.key, or --repository-key-file)
 encrypts every backup: without it no backup can be read. Back it up apart
@@ -142,6 +151,19 @@ from the data directory.`,
 			}
 			if cfg.PruneInterval < 0 {
 				return fmt.Errorf("invalid --prune-interval %v: give 0 (never) or a positive duration", cfg.PruneInterval)
+			}
+			if v := e.getenv("PGVAULT_SCHEDULE_INTERVAL"); v != "" && !cmd.Flags().Changed("schedule-interval") {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return fmt.Errorf("invalid PGVAULT_SCHEDULE_INTERVAL %q: give a duration such as 30s (0 never queues scheduled backups)", v)
+				}
+				cfg.ScheduleInterval = d
+			}
+			if cfg.ScheduleInterval < 0 {
+				return fmt.Errorf("invalid --schedule-interval %v: give 0 (never) or a positive duration", cfg.ScheduleInterval)
+			}
+			if !validNodeName(cfg.Node) {
+				return fmt.Errorf("invalid --node %q: use 1 to 64 letters, digits, '-', '_' or '.'", cfg.Node)
 			}
 			if v := e.getenv("PGVAULT_MAX_CONCURRENT_BACKUPS"); v != "" && !cmd.Flags().Changed("max-concurrent-backups") {
 				n, err := strconv.Atoi(v)
@@ -173,6 +195,8 @@ from the data directory.`,
 	f.StringArrayVar(&cfg.RestoreLocalDirs, "restore-local-dir", cfg.RestoreLocalDirs, "directory inside which a restore may write files given as file:// URLs, or a new server's data directory (repeatable; none by default)")
 	f.StringVar(&cfg.PGInstallDir, "pg-install-dir", cfg.PGInstallDir, "directory of the PostgreSQL installations (<dir>/<major>/bin) that start servers restored as new servers (default /usr/lib/postgresql)")
 	f.DurationVar(&cfg.PruneInterval, "prune-interval", time.Hour, "how often to reclaim the space of expired and deleted recovery points in every vault (0: never)")
+	f.DurationVar(&cfg.ScheduleInterval, "schedule-interval", schedule.DefaultInterval, "how often to queue the backups policies make due and to expire recovery points (0: never)")
+	f.StringVar(&cfg.Node, "node", cfg.Node, "name of this process when several `pgvault serve` share one data directory (default: the node ID kept in it)")
 	f.IntVar(&cfg.MaxConcurrentBackups, "max-concurrent-backups", 2, "how many backups this node runs at once; more wait queued")
 	f.StringSliceVar(&cfg.Audiences, "audience", cfg.Audiences, "accepted token audience (repeatable; default: Azure Resource Manager's)")
 	return cmd
@@ -306,6 +330,9 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Node != "" {
+		owner += "/" + cfg.Node
+	}
 	// Room for the backups and two other jobs (prunes, restores) beside them.
 	runner = job.New(job.Config{Store: st, Service: svc, Repos: repos.Open, Owner: owner, Logger: log,
 		Concurrency: cfg.MaxConcurrentBackups + 2, MaxConcurrentBackups: cfg.MaxConcurrentBackups, PGInstallDir: cfg.PGInstallDir})
@@ -328,6 +355,14 @@ func serve(ctx context.Context, cfg serveConfig, e *env) error {
 		}
 	}()
 	defer func() { stopRunner(); <-pruneLoopDone }()
+	scheduleDone := make(chan struct{})
+	go func() {
+		defer close(scheduleDone)
+		if cfg.ScheduleInterval > 0 {
+			schedule.Run(runCtx, schedule.Config{Service: svc, Interval: cfg.ScheduleInterval, Logger: log})
+		}
+	}()
+	defer func() { stopRunner(); <-scheduleDone }()
 	defer func() {
 		stopRunner()
 		if err := <-runnerDone; err != nil {
@@ -425,4 +460,17 @@ func loadCertificate(cfg serveConfig, host string) (tls.Certificate, error) {
 		hosts = append(hosts, u.Hostname())
 	}
 	return tlscert.SelfSigned(filepath.Join(cfg.DataDir, "tls"), hosts, time.Now())
+}
+
+// validNodeName allows "" or 1 to 64 letters, digits, '-', '_' and '.'.
+func validNodeName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

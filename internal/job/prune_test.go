@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgvault/pgvault/internal/client"
 	"github.com/pgvault/pgvault/internal/engine"
 	"github.com/pgvault/pgvault/internal/job"
 	"github.com/pgvault/pgvault/internal/repo"
@@ -204,4 +205,36 @@ func dirSize(t *testing.T, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestDeleteInstanceReclaimsSpace: stop protection and delete data (the
+// DELETE of a backup instance) deletes every recovery point of the
+// instance and queues a prune that reclaims all of their data.
+func TestDeleteInstanceReclaimsSpace(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, testserver.Options{Prune: repo.PruneOptions{SafetyMargin: -1}})
+	for range 2 {
+		if j := e.backup(); j.Properties.Status != "Completed" {
+			t.Fatalf("backup: %+v", j.Properties)
+		}
+	}
+	dir := job.RepositoryPath(filepath.Join(e.ts.DataDir, "repositories"), vault.VaultID(sub, "rg", "vault"))
+	before := dirSize(t, dir)
+	e.do("DELETE", client.BackupInstancePath(sub, "rg", "vault", e.instance), api, nil)
+	rps, err := e.ts.Store.ResourceList(context.Background(), store.ListParams{Type: vault.TypeRecoveryPoint})
+	if err != nil || len(rps) != 0 {
+		t.Fatalf("recovery points after the delete: %d, %v", len(rps), err)
+	}
+	res := waitPrune(t, e, lastPruneJob(t, e))
+	if len(res.Forgotten) != 2 || res.PacksDeleted == 0 {
+		t.Fatalf("the prune after the delete: %+v", res)
+	}
+	after := dirSize(t, dir)
+	t.Logf("repository %d bytes before the delete, %d after its prune", before, after)
+	if after > before/20 {
+		t.Fatalf("the repository kept %d of %d bytes after its only instance was deleted", after, before)
+	}
+	if rep := e.check(); rep.Snapshots != 0 || rep.Packs != 0 {
+		t.Fatalf("after the delete: %+v", rep)
+	}
 }

@@ -325,5 +325,5 @@ func (r *Runner) runBackup(ctx context.Context, j *store.Job, progress *atomic.P
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(vault.BackupJobResult{RecoveryPointID: point.Name, SnapshotID: s.ID.String(), DataBytes: s.Stats.Bytes, StoredBytes: s.Stats.NewBytes})
+	return json.Marshal(vault.BackupJobResult{RecoveryPointID: point.Name, RetentionTag: point.Properties.RetentionTagName, SnapshotID: s.ID.String(), DataBytes: s.Stats.Bytes, StoredBytes: s.Stats.NewBytes})
 }

@@ -88,9 +88,20 @@ func (e *env) do(method, path, version string, body any) json.RawMessage {
 	return op.Properties
 }
 
-// protect registers the cluster, makes a vault and a policy, grants the
-// vault's identity its roles and protects the server.
+// protect registers the cluster, makes a vault and a weekly policy, grants
+// the vault's identity its roles and protects the server.
 func (e *env) protect(c *pgtest.Cluster) string {
+	e.t.Helper()
+	store := map[string]string{"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}
+	return e.protectWith(c, "R/2024-01-07T23:00:00+00:00/P1W", "UTC",
+		[]any{map[string]any{"isDefault": true, "taggingPriority": 99, "tagInfo": map[string]string{"tagName": "Default"}}},
+		[]any{map[string]any{"name": "Default", "objectType": "AzureRetentionRule", "isDefault": true, "lifecycles": []any{map[string]any{
+			"deleteAfter": map[string]string{"objectType": "AbsoluteDeleteOption", "duration": "P3M"}, "sourceDataStore": store}}}})
+}
+
+// protectWith is protect with a policy of one schedule interval in a time
+// zone, tagging criteria and retention rules.
+func (e *env) protectWith(c *pgtest.Cluster, interval, zone string, tagging, retention []any) string {
 	e.t.Helper()
 	e.do("PUT", client.ResourceGroupPath(sub, "rg"), client.APIVersionResources, map[string]any{"location": "westeurope"})
 	srvID := vault.ServerID(sub, "rg", "db1")
@@ -113,15 +124,13 @@ func (e *env) protect(c *pgtest.Cluster) string {
 	store := map[string]string{"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}
 	e.do("PUT", client.PolicyPath(sub, "rg", "vault", "pol"), api, map[string]any{"properties": map[string]any{
 		"objectType": "BackupPolicy", "datasourceTypes": []string{vault.DatasourceType},
-		"policyRules": []any{
+		"policyRules": append([]any{
 			map[string]any{"name": "BackupWeekly", "objectType": "AzureBackupRule",
 				"backupParameters": map[string]string{"objectType": "AzureBackupParams", "backupType": "Full"}, "dataStore": store,
 				"trigger": map[string]any{"objectType": "ScheduleBasedTriggerContext",
-					"schedule":        map[string]any{"repeatingTimeIntervals": []string{"R/2024-01-07T23:00:00+00:00/P1W"}, "timeZone": "UTC"},
-					"taggingCriteria": []any{map[string]any{"isDefault": true, "taggingPriority": 99, "tagInfo": map[string]string{"tagName": "Default"}}}}},
-			map[string]any{"name": "Default", "objectType": "AzureRetentionRule", "isDefault": true, "lifecycles": []any{map[string]any{
-				"deleteAfter": map[string]string{"objectType": "AbsoluteDeleteOption", "duration": "P3M"}, "sourceDataStore": store}}},
-		},
+					"schedule":        map[string]any{"repeatingTimeIntervals": []string{interval}, "timeZone": zone},
+					"taggingCriteria": tagging}},
+		}, retention...),
 	}})
 	ds := map[string]string{"resourceID": srvID, "datasourceType": vault.DatasourceType, "objectType": "Datasource"}
 	e.do("PUT", client.BackupInstancePath(sub, "rg", "vault", "db1-bi"), api, map[string]any{"properties": map[string]any{

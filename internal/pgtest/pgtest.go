@@ -69,6 +69,9 @@ type Options struct {
 	// connections trusted; TCP connections from 127.0.0.1, normal and replication, with
 	// scram-sha-256.
 	HBA []string
+	// InitDBArgs are more initdb arguments, e.g. "--wal-segsize=1" for
+	// smaller backups.
+	InitDBArgs []string
 }
 
 // Cluster is a running (or stopped) test cluster.
@@ -152,8 +155,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err := c.writeFile(pwFile, c.SuperPassword+"\n"); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	if out, err := c.run(dir, "initdb", "-D", c.DataDir, "-U", c.SuperUser, "--pwfile", pwFile,
-		"-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
+	initArgs := append([]string{"-D", c.DataDir, "-U", c.SuperUser, "--pwfile", pwFile,
+		"-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"}, opts.InitDBArgs...)
+	if out, err := c.run(dir, "initdb", initArgs...); err != nil {
 		t.Fatalf("pgtest: initdb (PostgreSQL %d in %s) failed: %v\n%s%s", major, binDir, err, out, accessHint(asPostgres))
 	}
 	if err := os.Remove(pwFile); err != nil {

@@ -30,13 +30,17 @@ const (
 
 // BackupJobInput is what a backup job needs; the job runner reads it.
 type BackupJobInput struct {
-	InstanceID    string `json:"instanceId"`
-	VaultID       string `json:"vaultId"`
-	ServerID      string `json:"serverId"`
-	PolicyID      string `json:"policyId"`
-	RuleName      string `json:"ruleName"`
+	InstanceID string `json:"instanceId"`
+	VaultID    string `json:"vaultId"`
+	ServerID   string `json:"serverId"`
+	PolicyID   string `json:"policyId"`
+	RuleName   string `json:"ruleName"`
+	// RetentionTag overrides the policy's tagging criteria (an on-demand
+	// backup's retentionTagOverride); "" tags by the criteria.
 	RetentionTag  string `json:"retentionTag"`
 	UserTriggered bool   `json:"userTriggered"`
+	// ScheduledFor is the due time of a scheduled backup.
+	ScheduledFor *time.Time `json:"scheduledFor,omitempty"`
 
 	// Names kept for the job's description after the resources are gone.
 	InstanceName   string `json:"instanceName"`
@@ -55,6 +59,7 @@ type JobProgress struct {
 // BackupJobResult is what a finished backup job recorded.
 type BackupJobResult struct {
 	RecoveryPointID string `json:"recoveryPointId"`
+	RetentionTag    string `json:"retentionTag,omitempty"`
 	SnapshotID      string `json:"snapshotId"`
 	DataBytes       int64  `json:"dataBytes"`
 	StoredBytes     int64  `json:"storedBytes"`
@@ -90,7 +95,7 @@ func (s *Service) AdhocBackup(ctx context.Context, sub, rg, vaultName, name, rul
 	if rule == nil {
 		return nil, invalid("UserErrorBackupRuleNotFound", "backupRuleOptions.ruleName", "The policy '%s' has no backup rule named '%s'.", pol.Name, ruleName)
 	}
-	tag := "Default"
+	tag := "" // tagged by the policy's criteria, as a scheduled backup
 	if retentionTag != "" {
 		found := false
 		for _, r := range pol.Properties.PolicyRules {
@@ -126,6 +131,17 @@ func (s *Service) runAdhocBackup(ctx context.Context, op *store.Operation) (any,
 // QueueBackup queues a backup job for an instance. idempotencyKey (e.g. a
 // schedule's due time) makes queueing the same backup twice impossible.
 func (s *Service) QueueBackup(ctx context.Context, sub string, in BackupJobInput, idempotencyKey string) (*store.Job, error) {
+	job, err := s.queueBackup(ctx, sub, in, idempotencyKey)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return nil, invalid("UserErrorMaxConcurrentOperationLimitReached", "",
+			"A backup of this backup instance is already queued or running; wait for it to finish before starting another.")
+	}
+	return job, err
+}
+
+// queueBackup is QueueBackup returning store.ErrAlreadyExists when the key
+// was used or the instance's backup is queued or running.
+func (s *Service) queueBackup(ctx context.Context, sub string, in BackupJobInput, idempotencyKey string) (*store.Job, error) {
 	input, err := json.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("while encoding job input: %w", err)
@@ -136,10 +152,6 @@ func (s *Service) QueueBackup(ctx context.Context, sub string, in BackupJobInput
 		Status: store.JobQueued, Input: input, MaxAttempts: 1, Created: s.nowUTC(),
 	}
 	err = s.store.JobCreate(ctx, job)
-	if errors.Is(err, store.ErrAlreadyExists) {
-		return nil, invalid("UserErrorMaxConcurrentOperationLimitReached", "",
-			"A backup of this backup instance is already queued or running; wait for it to finish before starting another.")
-	}
 	if err != nil {
 		return nil, storeErr("queueing a backup job", err)
 	}
@@ -246,11 +258,31 @@ type RecoveryPointExtension struct {
 	JobID            string `json:"jobId"`
 }
 
-// RecordRecoveryPoint stores the recovery point of a finished backup.
-// The repository's snapshot manifest exists before this is called: the
-// metadata follows the data, never the other way round.
+// RecordRecoveryPoint stores the recovery point of a finished backup, with
+// the retention tag and expiry time its instance's policy gives it (see
+// tagRecoveryPoint). The repository's snapshot manifest exists before this
+// is called: the metadata follows the data, never the other way round.
 func (s *Service) RecordRecoveryPoint(ctx context.Context, in BackupJobInput, rp RecoveryPoint) (*RecoveryPointResource, error) {
 	sub := strings.Split(strings.TrimPrefix(in.InstanceID, "/subscriptions/"), "/")[0]
+	ir, err := s.store.ResourceGet(ctx, in.InstanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, newError(KindNotFound, "ResourceNotFound", "", "The backup instance %s was deleted while it was being backed up.", in.InstanceID)
+	}
+	if err != nil {
+		return nil, storeErr("reading backup instance", err)
+	}
+	bi, err := decodeInstance(ir)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := s.policyByID(ctx, bi.Properties.PolicyInfo.PolicyID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.tagRecoveryPoint(ctx, pol, bi.ID, in.RetentionTag, &rp); err != nil {
+		return nil, err
+	}
+	rp.PolicyName = pol.Name
 	id := newHexID()
 	rp.ObjectType, rp.RecoveryPointID = "AzureBackupDiscreteRecoveryPoint", id
 	rp.RecoveryPointType, rp.RecoveryPointState = "Full", "Completed"

@@ -63,6 +63,9 @@ type BackupInstance struct {
 	ProvisioningState      string            `json:"provisioningState,omitempty"`
 	ValidationType         string            `json:"validationType,omitempty"`
 	ObjectType             string            `json:"objectType"`
+	// Pgvault is pgvault's read-only extension: the schedule and retention
+	// as they apply to this instance. Computed on read, never stored.
+	Pgvault *InstanceExtension `json:"pgvault,omitempty"`
 }
 
 // Datasource (and DatasourceSet) names the protected server.
@@ -415,6 +418,7 @@ func (s *Service) claimServer(ctx context.Context, instanceID string, srv *serve
 }
 
 func (s *Service) writeInstance(ctx context.Context, sub, vaultID string, res *BackupInstanceResource, req *protectionRequest, opts store.PutOptions) error {
+	res.Properties.Pgvault = nil // computed on read
 	body, err := json.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("while encoding backup instance: %w", err)
@@ -529,7 +533,7 @@ func (s *Service) BackupInstance(ctx context.Context, sub, rg, vaultName, name s
 	if err != nil {
 		return nil, storeErr("reading backup instance", err)
 	}
-	return decodeInstance(r)
+	return s.describeInstance(ctx, r)
 }
 
 // ListBackupInstances lists a vault's backup instances.
@@ -538,7 +542,9 @@ func (s *Service) ListBackupInstances(ctx context.Context, sub, rg, vaultName, a
 	if err != nil {
 		return Page[*BackupInstanceResource]{}, err
 	}
-	return listPage(ctx, s.store, store.ListParams{Type: TypeBackupInstance, Parent: v.ID, After: after}, pageSize, decodeInstance)
+	return listPage(ctx, s.store, store.ListParams{Type: TypeBackupInstance, Parent: v.ID, After: after}, pageSize, func(r *store.Resource) (*BackupInstanceResource, error) {
+		return s.describeInstance(ctx, r)
+	})
 }
 
 // DeleteBackupInstance stops protection and deletes the instance with

@@ -107,12 +107,21 @@ func (s *Service) jobResource(j *store.Job) (*JobResource, error) {
 		aj.Operation = "ScheduledBackup"
 	}
 	ext := aj.ExtendedInfo
-	ext.AdditionalDetails["RetentionTag"], ext.AdditionalDetails["PolicyRuleName"] = in.RetentionTag, in.RuleName
+	ext.AdditionalDetails["PolicyRuleName"] = in.RuleName
+	if in.RetentionTag != "" {
+		ext.AdditionalDetails["RetentionTag"] = in.RetentionTag
+	}
+	if in.ScheduledFor != nil {
+		ext.AdditionalDetails["ScheduledFor"] = in.ScheduledFor.UTC().Format(time.RFC3339)
+	}
 	if len(j.Result) > 0 {
 		var res BackupJobResult
 		if err := json.Unmarshal(j.Result, &res); err == nil {
 			ext.DataTransferredInBytes = float64(res.DataBytes)
 			ext.AdditionalDetails["RecoveryPointId"] = res.RecoveryPointID
+			if res.RetentionTag != "" {
+				ext.AdditionalDetails["RetentionTag"] = res.RetentionTag
+			}
 			ext.AdditionalDetails["StoredBytes"] = fmt.Sprint(res.StoredBytes)
 		}
 	}
