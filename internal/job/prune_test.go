@@ -108,9 +108,26 @@ func TestReclaimKeepsRunningJobsSnapshot(t *testing.T) {
 	if err := ts.Store.JobFinish(ctx, running.ID, "w", store.JobFailed, nil, []byte(`{"code":"X"}`), now); err != nil {
 		t.Fatal(err)
 	}
+	// A queued restore from the snapshot keeps it; once it ended, it goes.
+	in, _ := json.Marshal(vault.RestoreJobInput{JobID: "33333333-3333-3333-3333-333333333333", VaultID: vaultID, SnapshotID: "aa"})
+	restore := &store.Job{ID: "33333333-3333-3333-3333-333333333333", Kind: vault.JobKindRestore, Subscription: sub,
+		ResourceID: vaultID, Status: store.JobQueued, Input: in, Created: now}
+	if err := ts.Store.JobCreate(ctx, restore); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ts.Service.ReclaimableSnapshots(ctx, vaultID, refs)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("reclaimable beside a queued restore: %v, %v", got, err)
+	}
+	if _, err := ts.Store.JobClaim(ctx, store.JobClaimParams{Owner: "w", Kinds: []string{vault.JobKindRestore}, Lease: time.Hour, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Store.JobFinish(ctx, restore.ID, "w", store.JobSucceeded, nil, nil, now); err != nil {
+		t.Fatal(err)
+	}
 	got, err = ts.Service.ReclaimableSnapshots(ctx, vaultID, refs)
 	if err != nil || len(got) != 1 || got[0] != "aa" {
-		t.Fatalf("reclaimable after the job failed: %v, %v", got, err)
+		t.Fatalf("reclaimable after the job failed and the restore ended: %v, %v", got, err)
 	}
 	// Another vault's job does not make the snapshot reclaimable here.
 	got, err = ts.Service.ReclaimableSnapshots(ctx, vault.VaultID(sub, "rg", "other"), refs)

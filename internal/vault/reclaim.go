@@ -97,7 +97,8 @@ type SnapshotRef struct {
 }
 
 // ReclaimableSnapshots returns the IDs of the snapshots whose space may be
-// reclaimed: no recovery point of the vault references them, and the
+// reclaimed: no recovery point of the vault references them, no restore
+// of the vault is queued or running from them, and the
 // backup job that made them has ended (a job still running is about to
 // record its recovery point). A snapshot that names no job, or a job the
 // store does not know (a store restored from a backup, another
@@ -139,7 +140,7 @@ func (s *Service) ReclaimableSnapshots(ctx context.Context, vaultID string, snap
 }
 
 // referencedSnapshots returns the (lower-case) snapshot IDs the vault's
-// recovery points name.
+// recovery points and its unfinished restore jobs name.
 func (s *Service) referencedSnapshots(ctx context.Context, vaultID string) (map[string]bool, error) {
 	rps, err := s.store.ResourceList(ctx, store.ListParams{Type: TypeRecoveryPoint})
 	if err != nil {
@@ -161,6 +162,19 @@ func (s *Service) referencedSnapshots(ctx context.Context, vaultID string) (map[
 		for _, d := range rp.Properties.RecoveryPointDataStoresDetails {
 			used[strings.ToLower(d.ID)] = true
 		}
+	}
+	// A restore queued or running keeps its snapshot, even if the recovery
+	// point expired since it was asked for.
+	restores, err := s.store.JobList(ctx, store.JobListParams{ResourceID: vaultID, Kind: JobKindRestore, Statuses: []string{store.JobQueued, store.JobRunning}})
+	if err != nil {
+		return nil, storeErr("listing restore jobs", err)
+	}
+	for _, j := range restores {
+		var in RestoreJobInput
+		if err := json.Unmarshal(j.Input, &in); err != nil {
+			return nil, fmt.Errorf("while decoding restore job %s: %w", j.ID, err)
+		}
+		used[strings.ToLower(in.SnapshotID)] = true
 	}
 	return used, nil
 }
