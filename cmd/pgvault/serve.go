@@ -142,25 +142,23 @@ encrypts every backup: without it no backup can be read. Back it up apart
 from the data directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if v := e.getenv("PGVAULT_PRUNE_INTERVAL"); v != "" && !cmd.Flags().Changed("prune-interval") {
-				d, err := time.ParseDuration(v)
-				if err != nil {
-					return fmt.Errorf("invalid PGVAULT_PRUNE_INTERVAL %q: give a duration such as 1h or 30m (0 never prunes)", v)
+			for _, d := range []struct {
+				flag, env, example string
+				dst                *time.Duration
+			}{
+				{"prune-interval", "PGVAULT_PRUNE_INTERVAL", "1h or 30m (0 never prunes)", &cfg.PruneInterval},
+				{"schedule-interval", "PGVAULT_SCHEDULE_INTERVAL", "30s (0 never queues scheduled backups)", &cfg.ScheduleInterval},
+			} {
+				if v := e.getenv(d.env); v != "" && !cmd.Flags().Changed(d.flag) {
+					parsed, err := time.ParseDuration(v)
+					if err != nil {
+						return fmt.Errorf("invalid %s %q: give a duration such as %s", d.env, v, d.example)
+					}
+					*d.dst = parsed
 				}
-				cfg.PruneInterval = d
-			}
-			if cfg.PruneInterval < 0 {
-				return fmt.Errorf("invalid --prune-interval %v: give 0 (never) or a positive duration", cfg.PruneInterval)
-			}
-			if v := e.getenv("PGVAULT_SCHEDULE_INTERVAL"); v != "" && !cmd.Flags().Changed("schedule-interval") {
-				d, err := time.ParseDuration(v)
-				if err != nil {
-					return fmt.Errorf("invalid PGVAULT_SCHEDULE_INTERVAL %q: give a duration such as 30s (0 never queues scheduled backups)", v)
+				if *d.dst < 0 {
+					return fmt.Errorf("invalid --%s %v: give 0 (never) or a positive duration", d.flag, *d.dst)
 				}
-				cfg.ScheduleInterval = d
-			}
-			if cfg.ScheduleInterval < 0 {
-				return fmt.Errorf("invalid --schedule-interval %v: give 0 (never) or a positive duration", cfg.ScheduleInterval)
 			}
 			if !validNodeName(cfg.Node) {
 				return fmt.Errorf("invalid --node %q: use 1 to 64 letters, digits, '-', '_' or '.'", cfg.Node)

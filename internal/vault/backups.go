@@ -69,7 +69,7 @@ type BackupJobResult struct {
 // operation whose result names the backup job. A second backup while one
 // is queued or running fails with UserErrorMaxConcurrentOperationLimitReached.
 func (s *Service) AdhocBackup(ctx context.Context, sub, rg, vaultName, name, ruleName, retentionTag string) (*store.Operation, error) {
-	bi, err := s.BackupInstance(ctx, sub, rg, vaultName, name)
+	bi, err := s.instance(ctx, sub, rg, vaultName, name)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func newHexID() string { return strings.ReplaceAll(newUUID(), "-", "") }
 
 // RecoveryPoint returns a recovery point of an instance.
 func (s *Service) RecoveryPoint(ctx context.Context, sub, rg, vaultName, instance, id string) (*RecoveryPointResource, error) {
-	bi, err := s.BackupInstance(ctx, sub, rg, vaultName, instance)
+	bi, err := s.instance(ctx, sub, rg, vaultName, instance)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +340,7 @@ func (s *Service) ListRecoveryPoints(ctx context.Context, sub, rg, vaultName, in
 	if e != nil {
 		return Page[*RecoveryPointResource]{}, e
 	}
-	bi, err := s.BackupInstance(ctx, sub, rg, vaultName, instance)
+	bi, err := s.instance(ctx, sub, rg, vaultName, instance)
 	if err != nil {
 		return Page[*RecoveryPointResource]{}, err
 	}

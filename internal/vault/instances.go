@@ -521,8 +521,28 @@ func decodeInstance(r *store.Resource) (*BackupInstanceResource, error) {
 	return &bi, nil
 }
 
-// BackupInstance returns a backup instance.
+// BackupInstance returns a backup instance as the API shows it, with
+// pgvault's extension (next scheduled backup, retention).
 func (s *Service) BackupInstance(ctx context.Context, sub, rg, vaultName, name string) (*BackupInstanceResource, error) {
+	r, err := s.instanceResource(ctx, sub, rg, vaultName, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.describeInstance(ctx, r)
+}
+
+// instance returns a backup instance as stored, without the extension.
+func (s *Service) instance(ctx context.Context, sub, rg, vaultName, name string) (*BackupInstanceResource, error) {
+	r, err := s.instanceResource(ctx, sub, rg, vaultName, name)
+	if err != nil {
+		return nil, err
+	}
+	return decodeInstance(r)
+}
+
+// instanceResource reads a backup instance; ResourceNotFound names the
+// missing vault or instance.
+func (s *Service) instanceResource(ctx context.Context, sub, rg, vaultName, name string) (*store.Resource, error) {
 	r, err := s.store.ResourceGet(ctx, BackupInstanceID(sub, rg, vaultName, name))
 	if errors.Is(err, store.ErrNotFound) {
 		if _, verr := s.Vault(ctx, sub, rg, vaultName); verr != nil {
@@ -533,7 +553,7 @@ func (s *Service) BackupInstance(ctx context.Context, sub, rg, vaultName, name s
 	if err != nil {
 		return nil, storeErr("reading backup instance", err)
 	}
-	return s.describeInstance(ctx, r)
+	return r, nil
 }
 
 // ListBackupInstances lists a vault's backup instances.
@@ -551,7 +571,7 @@ func (s *Service) ListBackupInstances(ctx context.Context, sub, rg, vaultName, a
 // everything it owns, as an operation. It returns nil when there was
 // nothing to delete.
 func (s *Service) DeleteBackupInstance(ctx context.Context, sub, rg, vaultName, name string) (*store.Operation, error) {
-	bi, err := s.BackupInstance(ctx, sub, rg, vaultName, name)
+	bi, err := s.instance(ctx, sub, rg, vaultName, name)
 	if isNotFound(err) {
 		if _, verr := s.Vault(ctx, sub, rg, vaultName); verr != nil {
 			return nil, verr
@@ -584,7 +604,7 @@ func (s *Service) runDeleteInstance(ctx context.Context, op *store.Operation) (a
 // SetProtection applies stopProtection, suspendBackups, resumeProtection or
 // resumeBackups to an instance.
 func (s *Service) SetProtection(ctx context.Context, sub, rg, vaultName, name, action string) error {
-	if _, err := s.BackupInstance(ctx, sub, rg, vaultName, name); err != nil {
+	if _, err := s.instance(ctx, sub, rg, vaultName, name); err != nil {
 		return err
 	}
 	return s.updateInstance(ctx, BackupInstanceID(sub, rg, vaultName, name), func(bi *BackupInstanceResource) error {

@@ -204,7 +204,7 @@ func (s *Service) checkRestore(ctx context.Context, sub, rg, vaultName, instance
 	if req == nil {
 		return nil, invalid("MissingProperty", strings.TrimSuffix(at, "."), "The request needs a restore request object (objectType %s).", restoreRequestType)
 	}
-	bi, err := s.BackupInstance(ctx, sub, rg, vaultName, instance)
+	bi, err := s.instance(ctx, sub, rg, vaultName, instance)
 	if err != nil {
 		return nil, err
 	}
