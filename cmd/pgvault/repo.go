@@ -60,6 +60,16 @@ func (c *clientCmd) openRepo(ctx context.Context, t repoTarget) (*openedRepo, er
 	if _, err := os.Stat(keyFile); err != nil {
 		return nil, fmt.Errorf("while looking for the repository master key (give the server's --repository-key-file): %w", err)
 	}
+	r, err := openRepoDir(ctx, dir, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &openedRepo{Repo: r, vaultID: vaultID, dir: dir}, nil
+}
+
+// openRepoDir opens the repository in dir with the master key in keyFile
+// (both exist), creating nothing.
+func openRepoDir(ctx context.Context, dir, keyFile string) (*repo.Repo, error) {
 	key, err := secretbox.LoadOrCreateKey(keyFile) // it exists: only loads
 	if err != nil {
 		return nil, fmt.Errorf("while loading the repository master key: %w", err)
@@ -72,12 +82,36 @@ func (c *clientCmd) openRepo(ctx context.Context, t repoTarget) (*openedRepo, er
 	switch {
 	case errors.Is(err, repo.ErrWrongKey):
 		return nil, fmt.Errorf("while opening the repository in %s: the master key in %s is not the one its backups were made with: %w", dir, keyFile, err)
-	case errors.Is(err, repo.ErrNoRepository):
-		return nil, fmt.Errorf("while opening the repository in %s: %w", dir, err)
 	case err != nil:
-		return nil, err
+		return nil, fmt.Errorf("while opening the repository in %s: %w", dir, err)
 	}
-	return &openedRepo{Repo: r, vaultID: vaultID, dir: dir}, nil
+	return r, nil
+}
+
+// listSnapshots lists a repository's snapshots, oldest first.
+func listSnapshots(ctx context.Context, r *repo.Repo) ([]*repo.Snapshot, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w (pgvault repo check names the damage)", err)
+	}
+	return snaps, nil
+}
+
+// printViews prints snapshot views as a JSON array, or a table of headers
+// and row(view).
+func printViews[T any](c *clientCmd, views []T, headers []string, row func(T) []string) error {
+	if c.output == outputJSON {
+		b, err := json.Marshal(views)
+		if err != nil {
+			return fmt.Errorf("while encoding the snapshots: %w", err)
+		}
+		return c.printJSON(b)
+	}
+	tb := c.newTable(headers...)
+	for _, v := range views {
+		tb.row(row(v)...)
+	}
+	return tb.flush()
 }
 
 func (c *clientCmd) repoCmd() *cobra.Command {
@@ -293,26 +327,17 @@ snapshot's ID; -o json shows everything, the snapshot's metadata included.`,
 				return err
 			}
 			defer r.Close()
-			snaps, err := r.Snapshots(ctx)
+			snaps, err := listSnapshots(ctx, r.Repo)
 			if err != nil {
-				return fmt.Errorf("%w (pgvault repo check names the damage)", err)
+				return err
 			}
 			views := make([]snapshotView, 0, len(snaps))
 			for _, s := range snaps {
 				views = append(views, viewOf(s))
 			}
-			if c.output == outputJSON {
-				b, err := json.Marshal(views)
-				if err != nil {
-					return fmt.Errorf("while encoding the snapshots: %w", err)
-				}
-				return c.printJSON(b)
-			}
-			tb := c.newTable(snapshotColumns...)
-			for _, s := range views {
-				tb.row(s.ID[:16], formatTime(s.Time), formatBytes(s.Bytes), formatBytes(s.NewBytes), s.StartLSN, s.EndLSN, s.Job)
-			}
-			return tb.flush()
+			return printViews(c, views, snapshotColumns, func(s snapshotView) []string {
+				return []string{s.ID[:16], formatTime(s.Time), formatBytes(s.Bytes), formatBytes(s.NewBytes), s.StartLSN, s.EndLSN, s.Job}
+			})
 		},
 	}
 	c.repoFlags(cmd, &t)

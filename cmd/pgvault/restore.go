@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +18,6 @@ import (
 	"github.com/pgvault/pgvault/internal/engine"
 	"github.com/pgvault/pgvault/internal/job"
 	"github.com/pgvault/pgvault/internal/repo"
-	"github.com/pgvault/pgvault/internal/secretbox"
-	storagefs "github.com/pgvault/pgvault/internal/storage/fs"
 )
 
 // offlineRepo names a repository by where it is, for disaster recovery.
@@ -81,24 +78,23 @@ func openOffline(ctx context.Context, o offlineRepo) (*repo.Repo, string, error)
 	} else if _, err := os.Stat(keyFile); err != nil {
 		return nil, "", fmt.Errorf("while looking for the repository master key: %w", err)
 	}
-	key, err := secretbox.LoadOrCreateKey(keyFile) // it exists: only loads
+	r, err := openRepoDir(ctx, dir, keyFile)
+	return r, dir, err
+}
+
+// openOfflineSnapshots is openOffline and the repository's snapshots,
+// oldest first.
+func openOfflineSnapshots(ctx context.Context, o offlineRepo) (*repo.Repo, string, []*repo.Snapshot, error) {
+	r, dir, err := openOffline(ctx, o)
 	if err != nil {
-		return nil, "", fmt.Errorf("while loading the repository master key: %w", err)
+		return nil, "", nil, err
 	}
-	st, err := storagefs.Open(dir)
+	snaps, err := listSnapshots(ctx, r)
 	if err != nil {
-		return nil, "", err
+		r.Close()
+		return nil, "", nil, err
 	}
-	r, err := repo.Open(ctx, st, key)
-	switch {
-	case errors.Is(err, repo.ErrWrongKey):
-		return nil, "", fmt.Errorf("while opening the repository in %s: the master key in %s is not the one its backups were made with: %w", dir, keyFile, err)
-	case errors.Is(err, repo.ErrNoRepository):
-		return nil, "", fmt.Errorf("while opening the repository in %s: %w", dir, err)
-	case err != nil:
-		return nil, "", fmt.Errorf("while opening the repository in %s: %w", dir, err)
-	}
-	return r, dir, nil
+	return r, dir, snaps, nil
 }
 
 // repositoriesIn lists the repositories directly under dir (a server's
@@ -208,31 +204,18 @@ its size and WAL positions. -o json shows everything.`,
 				return err
 			}
 			ctx := cmd.Context()
-			r, _, err := openOffline(ctx, o)
+			r, _, snaps, err := openOfflineSnapshots(ctx, o)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			snaps, err := r.Snapshots(ctx)
-			if err != nil {
-				return fmt.Errorf("%w (pgvault repo check names the damage)", err)
-			}
 			views := make([]restoreSnapshotView, 0, len(snaps))
 			for _, s := range snaps {
 				views = append(views, restoreViewOf(s))
 			}
-			if c.output == outputJSON {
-				b, err := json.Marshal(views)
-				if err != nil {
-					return fmt.Errorf("while encoding the snapshots: %w", err)
-				}
-				return c.printJSON(b)
-			}
-			tb := c.newTable("SNAPSHOT", "TIME", "SERVER", "VERSION", "SIZE", "START LSN", "END LSN")
-			for _, v := range views {
-				tb.row(v.ID[:16], formatTime(v.Time), v.Server, serverVersion(v.ServerVersion), formatBytes(v.Bytes), v.StartLSN, v.EndLSN)
-			}
-			return tb.flush()
+			return printViews(c, views, []string{"SNAPSHOT", "TIME", "SERVER", "VERSION", "SIZE", "START LSN", "END LSN"}, func(v restoreSnapshotView) []string {
+				return []string{v.ID[:16], formatTime(v.Time), v.Server, serverVersion(v.ServerVersion), formatBytes(v.Bytes), v.StartLSN, v.EndLSN}
+			})
 		},
 	}
 	offlineRepoFlags(cmd, &o)
@@ -290,15 +273,11 @@ naming the file, and what was written is removed. Progress goes to stderr.`,
 				return fmt.Errorf("invalid --parallel %d: give 1 to 64", parallel)
 			}
 			ctx := cmd.Context()
-			r, dir, err := openOffline(ctx, o)
+			r, dir, snaps, err := openOfflineSnapshots(ctx, o)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			snaps, err := r.Snapshots(ctx)
-			if err != nil {
-				return fmt.Errorf("%w (pgvault repo check names the damage)", err)
-			}
 			s, err := resolveSnapshot(snaps, snapshot)
 			if err != nil {
 				return err

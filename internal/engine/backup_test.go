@@ -218,28 +218,9 @@ func testBackupRestore(t *testing.T, major int) {
 	phase("restored and verified against backup_manifest")
 	dst := pgtest.StartExisting(t, res.dataDir, pgtest.Options{Major: major, Settings: quiet})
 	phase("restored cluster started (recovery done)")
-	got := contentSums(t, dst)
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: restored %q, source at backup time %q", k, got[k], w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: in the restored cluster only", k)
-		}
-	}
+	checkAsAtBackup(t, dst, want, tsOID, res.spaces[tsOID])
 	if n := queryOne(t, dst, "db1", "SELECT count(*) FROM scratch"); n != "0" || unlogged == "0" {
 		t.Errorf("unlogged table: %s rows in the source, %s restored (want 0: a restore resets unlogged tables)", unlogged, n)
-	}
-	if n := queryOne(t, dst, "db1", fmt.Sprintf("SELECT count(*) FROM kinds WHERE id > %d", kindsRows)); n != "0" {
-		t.Errorf("%s rows written after the backup were restored", n)
-	}
-	if reg := dst.QueryString(t, "SELECT coalesce(to_regclass('after_backup')::text, '')"); reg != "" {
-		t.Errorf("a table created after the backup was restored: %s", reg)
-	}
-	if loc := dst.QueryString(t, "SELECT pg_tablespace_location("+tsOID+")"); loc != res.spaces[tsOID] {
-		t.Errorf("restored tablespace at %q, want %q", loc, res.spaces[tsOID])
 	}
 	if sys := dst.QueryString(t, "SELECT system_identifier FROM pg_control_system()"); sys != res1.Info.SystemIdentifier {
 		t.Errorf("restored system identifier %s, want %s", sys, res1.Info.SystemIdentifier)
@@ -434,5 +415,32 @@ func TestBackupStorageFault(t *testing.T) {
 			}
 			verifyManifest(t, restoreTarFormat(t, out, nil))
 		})
+	}
+}
+
+// checkAsAtBackup checks a cluster restored from testBackupRestore's first
+// backup: every checksum as the source's at backup time (want), nothing
+// written after it, the tablespace tsOID at loc.
+func checkAsAtBackup(t *testing.T, dst *pgtest.Cluster, want map[string]string, tsOID, loc string) {
+	t.Helper()
+	got := contentSums(t, dst)
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: restored %q, source at backup time %q", k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: in the restored cluster only", k)
+		}
+	}
+	if n := queryOne(t, dst, "db1", fmt.Sprintf("SELECT count(*) FROM kinds WHERE id > %d", kindsRows)); n != "0" {
+		t.Errorf("%s rows written after the backup were restored", n)
+	}
+	if reg := dst.QueryString(t, "SELECT coalesce(to_regclass('after_backup')::text, '')"); reg != "" {
+		t.Errorf("a table created after the backup was restored: %s", reg)
+	}
+	if got := dst.QueryString(t, "SELECT pg_tablespace_location("+tsOID+")"); got != loc {
+		t.Errorf("restored tablespace at %q, want %q", got, loc)
 	}
 }

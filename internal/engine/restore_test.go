@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,25 +84,6 @@ func checkRestoreDir(t *testing.T, phase func(string, ...any), src *pgtest.Clust
 
 	dst := pgtest.StartExisting(t, dataDir, pgtest.Options{Major: major, Settings: quiet})
 	phase("restored cluster started (recovery done)")
-	got := contentSums(t, dst)
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: restored %q, source at backup time %q", k, got[k], w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: in the restored cluster only", k)
-		}
-	}
-	if n := queryOne(t, dst, "db1", fmt.Sprintf("SELECT count(*) FROM kinds WHERE id > %d", kindsRows)); n != "0" {
-		t.Errorf("%s rows written after the backup were restored", n)
-	}
-	if reg := dst.QueryString(t, "SELECT coalesce(to_regclass('after_backup')::text, '')"); reg != "" {
-		t.Errorf("a table created after the backup was restored: %s", reg)
-	}
-	if loc := dst.QueryString(t, "SELECT pg_tablespace_location("+tsOID+")"); loc != spaceDir {
-		t.Errorf("restored tablespace at %q, want %q", loc, spaceDir)
-	}
+	checkAsAtBackup(t, dst, want, tsOID, spaceDir)
 	phase("restored cluster has the source's %d checksums", len(want))
 }

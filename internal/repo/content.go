@@ -163,31 +163,22 @@ func (r *Repo) WalkContent(ctx context.Context, s *Snapshot, opts ContentOptions
 // each chunk of a regular file; done is called for files whose content was
 // all sent and written when the end item is read.
 func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.WriterAt, error), send func(contentJob) bool, done func(*contentFile)) error {
-	t, err := r.newTreeReader(ctx, s, treePos{})
-	if err != nil {
-		return fmt.Errorf("while walking snapshot %s: %w", s.ID, err)
-	}
 	var cur *contentFile
 	var off int64
 	var job contentJob
-	flush := func() bool {
+	flush := func() error {
 		if len(job.chunks) == 0 {
-			return true
-		}
-		cur.pending.Add(1) // before a worker can count it down
-		ok := send(job)
-		off += int64(job.raw)
-		job = contentJob{}
-		return ok
-	}
-	for {
-		it, err := t.item()
-		if err == io.EOF {
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("while walking snapshot %s: %w", s.ID, err)
+		cur.pending.Add(1) // before a worker can count it down
+		if !send(job) {
+			return context.Cause(ctx)
 		}
+		off += int64(job.raw)
+		job = contentJob{}
+		return nil
+	}
+	return r.eachItem(ctx, s, func(it *treeItem) error {
 		switch it.kind {
 		case itemFile:
 			w, err := file(it.file)
@@ -211,8 +202,10 @@ func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.
 			if len(locs) > 0 {
 				l = locs[0]
 			}
-			if !job.extends(l, it.rawLen) && !flush() {
-				return context.Cause(ctx)
+			if !job.extends(l, it.rawLen) {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 			if len(job.chunks) == 0 {
 				job = contentJob{file: cur, off: off}
@@ -220,15 +213,16 @@ func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.
 			job.chunks = append(job.chunks, spanChunk{id: it.id, rawLen: it.rawLen, loc: l})
 			job.raw += it.rawLen
 		case itemEnd:
-			if !flush() {
-				return context.Cause(ctx)
+			if err := flush(); err != nil {
+				return err
 			}
 			if cur != nil && cur.pending.Add(-1) == 0 {
 				done(cur)
 			}
 			cur = nil
 		}
-	}
+		return nil
+	})
 }
 
 // loadSpan reads a span's chunks with one range read and verifies each

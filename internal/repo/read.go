@@ -98,9 +98,20 @@ func (t *treeReader) item() (*treeItem, error) {
 // Walk calls fn for every file of the snapshot, in the order they were
 // added. It holds one tree blob in memory at a time.
 func (r *Repo) Walk(ctx context.Context, s *Snapshot, fn func(File) error) error {
+	return r.eachItem(ctx, s, func(it *treeItem) error {
+		if it.kind == itemFile {
+			return fn(it.file)
+		}
+		return nil
+	})
+}
+
+// eachItem calls fn for every item of the snapshot's tree, checked against
+// the tree grammar, in order; it stops at fn's first error.
+func (r *Repo) eachItem(ctx context.Context, s *Snapshot, fn func(*treeItem) error) error {
 	t, err := r.newTreeReader(ctx, s, treePos{})
 	if err != nil {
-		return err
+		return fmt.Errorf("while walking snapshot %s: %w", s.ID, err)
 	}
 	for {
 		it, err := t.item()
@@ -110,10 +121,8 @@ func (r *Repo) Walk(ctx context.Context, s *Snapshot, fn func(File) error) error
 		if err != nil {
 			return fmt.Errorf("while walking snapshot %s: %w", s.ID, err)
 		}
-		if it.kind == itemFile {
-			if err := fn(it.file); err != nil {
-				return err
-			}
+		if err := fn(it); err != nil {
+			return err
 		}
 	}
 }
