@@ -582,8 +582,10 @@ func (w *Writer) Abort(ctx context.Context) error {
 	return w.stop(ctx)
 }
 
-// stop releases the lock and the codec.
+// stop releases the lock, the codec and the pack buffers; the workers
+// and uploaders have ended.
 func (w *Writer) stop(ctx context.Context) error {
+	w.packBufs.release()
 	err := w.lock.release(ctx)
 	w.codec.close()
 	w.cancel(errors.New("the writer is finished"))
@@ -707,6 +709,9 @@ func (p *bufPool) get(ctx context.Context) ([]byte, error) {
 	case b := <-p.free:
 		return b, nil
 	case p.tokens <- struct{}{}:
+		if v, ok := packBufCache.Get().(*[]byte); ok && cap(*v) >= p.size {
+			return (*v)[:p.size], nil
+		}
 		return make([]byte, p.size), nil
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
@@ -714,3 +719,21 @@ func (p *bufPool) get(ctx context.Context) ([]byte, error) {
 }
 
 func (p *bufPool) put(b []byte) { p.free <- b[:cap(b)] }
+
+// release hands the free buffers to the next writers of this process:
+// zeroing a new pack buffer costs about as much as filling it, which for
+// small backups is most of their work. Only buffers no pack uses any more
+// are free; every byte of a pack is written before it is read.
+func (p *bufPool) release() {
+	for {
+		select {
+		case b := <-p.free:
+			packBufCache.Put(&b)
+		default:
+			return
+		}
+	}
+}
+
+// packBufCache keeps released pack buffers between writers.
+var packBufCache sync.Pool
