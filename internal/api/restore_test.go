@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/dataprotection/armdataprotection/v3"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
 	"github.com/pgvault/pgvault/internal/auth"
 	"github.com/pgvault/pgvault/internal/azuritetest"
@@ -182,6 +183,10 @@ func TestRestoreToBlobContainer(t *testing.T) {
 	if r.Status != http.StatusCreated {
 		t.Fatalf("grant on the storage account: %d %s", r.Status, r.Body)
 	}
+	// A SAS that may not list cannot show the folder empty.
+	noList := az.ContainerSASURLWith(t, "restores", sas.ContainerPermissions{Create: true, Write: true, Read: true})
+	err = validateRestore(e, bi, filesRestore(rp, noList, "rp-1", account))
+	wantResponseError(t, err, http.StatusOK, "UserErrorRestoreTargetNotAccessible")
 	if err := validateRestore(e, bi, req); err != nil {
 		t.Fatalf("validateRestore: %v", err)
 	}
@@ -230,6 +235,8 @@ func TestRestoreToBlobContainer(t *testing.T) {
 	}
 	noSecret(t, e, "SAS signature", pu.Query().Get("sig"))
 	noSecret(t, e, "SAS token", pu.RawQuery)
+	nu, _ := url.Parse(noList)
+	noSecret(t, e, "list-less SAS signature", nu.Query().Get("sig"))
 }
 
 // TestRestoreToDirectory restores into a file:// directory inside an

@@ -245,10 +245,17 @@ func (s *Server) CreateContainer(t testing.TB, name string) {
 // read, add, create, write and list its blobs for an hour.
 func (s *Server) ContainerSASURL(t testing.TB, name string) string {
 	t.Helper()
+	return s.ContainerSASURLWith(t, name, sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, List: true})
+}
+
+// ContainerSASURLWith returns the URL of a container with a SAS token that
+// has the given permissions for an hour.
+func (s *Server) ContainerSASURLWith(t testing.TB, name string, perms sas.ContainerPermissions) string {
+	t.Helper()
 	q, err := sas.BlobSignatureValues{
 		Protocol:      sas.ProtocolHTTPSandHTTP,
 		ExpiryTime:    time.Now().UTC().Add(time.Hour),
-		Permissions:   (&sas.ContainerPermissions{Read: true, Add: true, Create: true, Write: true, List: true}).String(),
+		Permissions:   perms.String(),
 		ContainerName: name,
 	}.SignWithSharedKey(s.cred)
 	if err != nil {
