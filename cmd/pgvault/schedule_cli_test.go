@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,4 +86,34 @@ func TestTwoServersOneSchedule(t *testing.T) {
 		t.Errorf("instance show after the backup:\n%s", show)
 	}
 	t.Logf("instance show:\n%s", show)
+}
+
+// TestServeScheduleFlags: bad values of the scheduling flags and their
+// environment variables stop serve before it opens anything.
+func TestServeScheduleFlags(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{args: []string{"--schedule-interval", "-1s"}, want: "invalid --schedule-interval -1s: give 0 (never) or a positive duration"},
+		{env: map[string]string{"PGVAULT_SCHEDULE_INTERVAL": "often"}, want: `invalid PGVAULT_SCHEDULE_INTERVAL "often": give a duration such as 30s`},
+		{env: map[string]string{"PGVAULT_PRUNE_INTERVAL": "-5m"}, want: "invalid --prune-interval -5m0s"},
+		{args: []string{"--max-concurrent-backups", "0"}, want: "invalid --max-concurrent-backups 0: give at least 1"},
+		{env: map[string]string{"PGVAULT_MAX_CONCURRENT_BACKUPS": "two"}, want: `invalid PGVAULT_MAX_CONCURRENT_BACKUPS "two"`},
+		{args: []string{"--node", "a/b"}, want: `invalid --node "a/b": use 1 to 64 letters, digits`},
+		{env: map[string]string{"PGVAULT_NODE": strings.Repeat("n", 65)}, want: "invalid --node"},
+	} {
+		env := map[string]string{"HOME": t.TempDir()}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		c := &cli{t: t, env: env}
+		c.fails(tc.want, append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"}, tc.args...)...)
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("a refused serve made its data directory: %v", err)
+	}
 }
