@@ -51,16 +51,16 @@ var serverDotNames = map[string]bool{"pg_wal/archive_status": true, "pg_wal/summ
 // create is called once per file, in order, with its name, and must return
 // where to write it; WriteTarFormat closes it. Content is streamed from the
 // repository through fixed-size buffers, never held whole, and every byte is
-// verified as it is read (repo.OpenFile): damage in the repository is an
+// verified as it is read (repo.ReadFiles): damage in the repository is an
 // error wrapping repo.ErrCorrupt, never wrong bytes. When writing a file
 // fails, it is closed with CloseWithError(err) if it has that method (as
 // *io.PipeWriter does), else with Close, and WriteTarFormat returns the
 // error at once: that file is incomplete (an archive lacks its end-of-archive
 // marker) and the caller must discard everything written.
 //
-// Each archive takes one pass over the snapshot's file tree, and every
-// regular file one repository lookup (repo.OpenFile). A repository lock is
-// held throughout, as by RestoreDir (docs/design.md R44).
+// Each archive takes one pass over the snapshot's file tree (repo.ReadFiles:
+// content read ahead in spans, in parallel). A repository lock is held
+// throughout, as by RestoreDir (docs/design.md R44).
 func WriteTarFormat(ctx context.Context, r *repo.Repo, s *repo.Snapshot, create func(name string) (io.WriteCloser, error)) error {
 	oids, err := SnapshotTablespaces(s)
 	if err != nil {
@@ -155,12 +155,10 @@ func writeArchive(ctx context.Context, r *repo.Repo, s *repo.Snapshot, name stri
 	}
 	bw := bufio.NewWriterSize(w, tarOutputBuffer)
 	tw := tar.NewWriter(bw)
-	err = r.Walk(ctx, s, func(f repo.File) error {
-		n, ok := entryName(f.Path)
-		if !ok {
-			return nil
-		}
-		return writeEntry(ctx, r, s, tw, f, n, buf)
+	want := func(f repo.File) bool { _, ok := entryName(f.Path); return ok }
+	err = r.ReadFiles(ctx, s, 0, want, func(f repo.File, content io.Reader) error {
+		n, _ := entryName(f.Path)
+		return writeEntry(ctx, tw, f, n, content, buf)
 	})
 	if err == nil {
 		err = tw.Close()
@@ -179,8 +177,9 @@ func writeArchive(ctx context.Context, r *repo.Repo, s *repo.Snapshot, name stri
 	return nil
 }
 
-// writeEntry writes one file of the snapshot into a tar archive as name.
-func writeEntry(ctx context.Context, r *repo.Repo, s *repo.Snapshot, tw *tar.Writer, f repo.File, name string, buf []byte) error {
+// writeEntry writes one file of the snapshot, with its content, into a tar
+// archive as name.
+func writeEntry(ctx context.Context, tw *tar.Writer, f repo.File, name string, content io.Reader, buf []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -209,12 +208,7 @@ func writeEntry(ctx context.Context, r *repo.Repo, s *repo.Snapshot, tw *tar.Wri
 	if f.Type != repo.TypeRegular {
 		return nil
 	}
-	rc, err := r.OpenFile(ctx, s, f.Path)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := copyExactly(tw, rc, f.Size, buf); err != nil {
+	if err := copyExactly(tw, content, f.Size, buf); err != nil {
 		return fmt.Errorf("while archiving %q: %w", f.Path, err)
 	}
 	return nil

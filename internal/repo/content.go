@@ -300,3 +300,185 @@ func (r *Repo) LockForReading(ctx context.Context) (*ReaderLock, error) {
 func (l *ReaderLock) Release(ctx context.Context) error {
 	return l.l.release(ctx)
 }
+
+// ReadFiles calls fn, in snapshot order, for every file of the snapshot
+// for which want returns true, with a reader of its content (nil for
+// directories and links). It walks the tree once and reads each file's
+// chunks in spans (as WalkContent), up to parallel spans ahead (default
+// DefaultContentParallel) in reused buffers: memory is bounded by about
+// parallel × 2 × 2 MiB plus the list of the current file's chunks (~80
+// bytes per chunk). Every chunk is verified before its bytes are returned:
+// damage is an error wrapping ErrCorrupt, never wrong bytes. The reader is
+// valid only until fn returns; content fn does not read is skipped.
+func (r *Repo) ReadFiles(ctx context.Context, s *Snapshot, parallel int, want func(File) bool, fn func(File, io.Reader) error) error {
+	if parallel <= 0 {
+		parallel = DefaultContentParallel
+	}
+	pool := make(chan *spanBuf, parallel)
+	for range parallel {
+		pool <- &spanBuf{}
+	}
+	var (
+		cur    File
+		wanted bool
+		chunks []spanChunk
+	)
+	return r.eachItem(ctx, s, func(it *treeItem) error {
+		switch it.kind {
+		case itemFile:
+			cur, wanted, chunks = it.file, want(it.file), chunks[:0]
+		case itemChunk:
+			if !wanted {
+				return nil
+			}
+			var l location
+			locs, err := r.locations(ctx, &it.id)
+			if err != nil {
+				return fmt.Errorf("while reading %q of snapshot %s: %w", cur.Path, s.ID, err)
+			}
+			if len(locs) > 0 {
+				l = locs[0]
+			}
+			chunks = append(chunks, spanChunk{id: it.id, rawLen: it.rawLen, loc: l})
+		case itemEnd:
+			if !wanted {
+				return nil
+			}
+			if cur.Type != TypeRegular {
+				return fn(cur, nil)
+			}
+			sr := newSpanReader(ctx, r, s, cur, chunks, pool)
+			err := fn(cur, sr)
+			sr.close()
+			return err
+		}
+		return nil
+	})
+}
+
+// spanReader reads a file's spans in order, fetching ahead.
+type spanReader struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	r      *Repo
+	s      *Snapshot
+	f      File
+	spans  []contentJob
+	next   int // next span to fetch
+	pool   chan *spanBuf
+	queue  []*spanFetch
+	cur    []byte
+	curBuf *spanBuf
+	err    error
+	wg     sync.WaitGroup
+}
+
+// spanFetch is a span being read.
+type spanFetch struct {
+	done chan struct{}
+	buf  *spanBuf
+	data []byte
+	err  error
+}
+
+func newSpanReader(ctx context.Context, r *Repo, s *Snapshot, f File, chunks []spanChunk, pool chan *spanBuf) *spanReader {
+	ctx, cancel := context.WithCancel(ctx)
+	sr := &spanReader{ctx: ctx, cancel: cancel, r: r, s: s, f: f, pool: pool}
+	var off int64
+	for _, c := range chunks {
+		n := len(sr.spans)
+		if n == 0 || !sr.spans[n-1].extends(c.loc, c.rawLen) {
+			sr.spans = append(sr.spans, contentJob{off: off})
+			n++
+		}
+		j := &sr.spans[n-1]
+		j.chunks = append(j.chunks, c)
+		j.raw += c.rawLen
+		off += int64(c.rawLen)
+	}
+	return sr
+}
+
+// fill starts fetches while buffers are free.
+func (sr *spanReader) fill() {
+	for sr.next < len(sr.spans) {
+		var buf *spanBuf
+		select {
+		case buf = <-sr.pool:
+		default:
+			if len(sr.queue) > 0 {
+				return // wait for one in flight
+			}
+			buf = <-sr.pool // none in flight: the current buffer comes back first
+		}
+		ft := &spanFetch{done: make(chan struct{}), buf: buf}
+		j := &sr.spans[sr.next]
+		sr.next++
+		sr.queue = append(sr.queue, ft)
+		sr.wg.Add(1)
+		go func() {
+			defer sr.wg.Done()
+			defer close(ft.done)
+			ft.data, ft.err = sr.r.loadSpan(sr.ctx, j, sr.r.keys.newIDHasher(), buf)
+			if ft.err != nil {
+				ft.err = fmt.Errorf("while reading %q of snapshot %s: %w", sr.f.Path, sr.s.ID, ft.err)
+			}
+		}()
+	}
+}
+
+// release gives the current span's buffer back.
+func (sr *spanReader) release() {
+	if sr.curBuf != nil {
+		sr.pool <- sr.curBuf
+		sr.curBuf, sr.cur = nil, nil
+	}
+}
+
+// Read implements io.Reader.
+func (sr *spanReader) Read(p []byte) (int, error) {
+	for len(sr.cur) == 0 {
+		if sr.err != nil {
+			return 0, sr.err
+		}
+		sr.release()
+		sr.fill()
+		if len(sr.queue) == 0 {
+			sr.err = io.EOF
+			return 0, io.EOF
+		}
+		ft := sr.queue[0]
+		sr.queue = sr.queue[1:]
+		select {
+		case <-ft.done:
+		case <-sr.ctx.Done():
+			<-ft.done
+			sr.pool <- ft.buf
+			sr.err = sr.ctx.Err()
+			return 0, sr.err
+		}
+		sr.curBuf = ft.buf
+		if ft.err != nil {
+			sr.err = ft.err
+			return 0, ft.err
+		}
+		sr.cur = ft.data
+	}
+	n := copy(p, sr.cur)
+	sr.cur = sr.cur[n:]
+	return n, nil
+}
+
+// close stops the fetches and gives every buffer back.
+func (sr *spanReader) close() {
+	sr.cancel()
+	sr.wg.Wait()
+	sr.release()
+	for _, ft := range sr.queue {
+		sr.pool <- ft.buf
+	}
+	sr.queue = nil
+	if sr.err == nil {
+		sr.err = errors.New("read of a closed file")
+	}
+}

@@ -157,3 +157,78 @@ func TestDamagedIndexFallsBack(t *testing.T) {
 		t.Errorf("check: problems %v, damaged %v, from headers %v, unindexed %v", rep.Problems, rep.DamagedSnapshots, rep.PacksFromHeaders, rep.UnindexedPacks)
 	}
 }
+
+// TestReadFiles: the wanted files in order with their exact content, read
+// ahead in spans; a file read only in part, or not at all, does not disturb
+// the next; a damaged chunk is an ErrCorrupt naming the file.
+func TestReadFiles(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, st, _ := newTestRepo(t)
+	files := []testFile{
+		{File: File{Path: "base", Type: TypeDir, Mode: 0o700}},
+		regular("base/1", relData(3, 300)), // 300 pages: several spans
+		regular("empty", nil),
+		regular("skipped", bytes.Repeat([]byte("s"), 100)),
+		regular("partly", relData(4, 50)),
+		regular("wal", bytes.Repeat([]byte("w"), 5<<20+5)),
+	}
+	s := writeSnapshot(t, r, WriterOptions{PackSize: 1 << 20}, files, nil)
+	for _, parallel := range []int{1, 3} {
+		var got []string
+		err := r.ReadFiles(ctx, s, parallel, func(f File) bool { return f.Path != "skipped" }, func(f File, rd io.Reader) error {
+			got = append(got, f.Path)
+			if f.Type != TypeRegular {
+				if rd != nil {
+					t.Errorf("%s: a reader for a %v", f.Path, f.Type)
+				}
+				return nil
+			}
+			if f.Path == "partly" {
+				_, err := io.ReadFull(rd, make([]byte, 1000))
+				return err
+			}
+			b, err := io.ReadAll(rd)
+			if err != nil {
+				return err
+			}
+			for _, want := range files {
+				if want.Path == f.Path && !bytes.Equal(b, want.data) {
+					t.Errorf("parallel %d: %s: %d bytes differ from the %d written", parallel, f.Path, len(b), len(want.data))
+				}
+			}
+			return nil
+		})
+		if err != nil || strings.Join(got, ",") != "base,base/1,empty,partly,wal" {
+			t.Fatalf("parallel %d: read %q, %v", parallel, got, err)
+		}
+	}
+
+	// Damage the largest pack in storage.
+	var largest string
+	var size int64
+	st.List(ctx, packsPrefix, func(i storage.Info) error {
+		if i.Size > size {
+			largest, size = i.Name, i.Size
+		}
+		return nil
+	})
+	b, err := getBytes(ctx, st, largest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 1
+	if err := putBytes(ctx, st, largest, b, false); err != nil {
+		t.Fatal(err)
+	}
+	err = r.ReadFiles(ctx, s, 2, func(File) bool { return true }, func(f File, rd io.Reader) error {
+		if rd == nil {
+			return nil
+		}
+		_, err := io.Copy(io.Discard, rd)
+		return err
+	})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "while reading \"") {
+		t.Errorf("err = %v, want ErrCorrupt naming the file", err)
+	}
+}
