@@ -179,7 +179,11 @@ func (r *Runner) FailOrphans(ctx context.Context) error {
 		if j.LeaseOwner != r.cfg.Owner {
 			continue
 		}
-		e, _ := json.Marshal(jobError{Code: "WorkerLost", Message: "The pgvault process running this job stopped before it finished; no recovery point was made. Start the backup again."})
+		msg := "The pgvault process running this job stopped before it finished; no recovery point was made. Start the backup again."
+		if j.Kind == vault.JobKindRestore {
+			msg = "The pgvault process running this restore stopped before it finished; what it wrote stays in the target. Restore again into an empty folder or data directory."
+		}
+		e, _ := json.Marshal(jobError{Code: "WorkerLost", Message: msg})
 		err := r.cfg.Store.JobFinish(ctx, j.ID, r.cfg.Owner, store.JobFailed, nil, e, time.Now().UTC())
 		if err != nil && !errors.Is(err, store.ErrPreconditionFailed) {
 			return fmt.Errorf("while failing orphaned job %s: %w", j.ID, err)
