@@ -195,7 +195,7 @@ func (r *Repo) directory(ctx context.Context, s *Snapshot) (*snapshotDir, error)
 
 // OpenFile opens a regular file of the snapshot for reading. Every chunk is
 // verified (AEAD and content ID) as it is read; damage is an error, never
-// wrong bytes. Reads run a few chunks ahead.
+// wrong bytes. Reads run up to readAhead spans ahead (as ReadFiles).
 func (r *Repo) OpenFile(ctx context.Context, s *Snapshot, path string) (io.ReadCloser, error) {
 	d, err := r.directory(ctx, s)
 	if err != nil {
@@ -216,111 +216,43 @@ func (r *Repo) OpenFile(ctx context.Context, s *Snapshot, path string) (io.ReadC
 		if it.file.Type != TypeRegular {
 			return nil, fmt.Errorf("while opening %q: it is a %v", path, it.file.Type)
 		}
-		return newFileReader(ctx, r, t, it.file), nil
+		f := it.file
+		var chunks []spanChunk
+		for {
+			it, err := t.item()
+			if err != nil {
+				return nil, fmt.Errorf("while opening %q: %w", path, err)
+			}
+			if it.kind != itemChunk {
+				break // the grammar allows only the file's end here
+			}
+			var l location
+			locs, err := r.locations(ctx, &it.id)
+			if err != nil {
+				return nil, fmt.Errorf("while opening %q: %w", path, err)
+			}
+			if len(locs) > 0 {
+				l = locs[0]
+			}
+			chunks = append(chunks, spanChunk{id: it.id, rawLen: it.rawLen, loc: l})
+		}
+		pool := make(chan *spanBuf, readAhead)
+		for range readAhead {
+			pool <- &spanBuf{}
+		}
+		return &openedFile{newSpanReader(ctx, r, s, f, chunks, pool)}, nil
 	}
 	return nil, fmt.Errorf("while opening %q in snapshot %s: %w", path, s.ID, ErrNotFound)
 }
 
-// readAhead is how many chunks a file reader fetches ahead.
+// readAhead is how many spans an opened file reads ahead.
 const readAhead = 4
 
-type fetch struct {
-	done chan struct{}
-	data []byte
-	err  error
-}
-
-// fileReader streams a file's chunks in order.
-type fileReader struct {
-	r      *Repo
-	ctx    context.Context
-	cancel context.CancelFunc
-	t      *treeReader
-	file   File
-	queue  []*fetch
-	ended  bool // the tree's end item was seen
-	cur    []byte
-	err    error
-	wg     sync.WaitGroup
-}
-
-func newFileReader(ctx context.Context, r *Repo, t *treeReader, f File) *fileReader {
-	ctx, cancel := context.WithCancel(ctx)
-	t.ctx = ctx
-	fr := &fileReader{r: r, ctx: ctx, cancel: cancel, t: t, file: f}
-	return fr
-}
-
-// fill starts fetches up to readAhead.
-func (f *fileReader) fill() error {
-	for !f.ended && len(f.queue) < readAhead {
-		it, err := f.t.item()
-		if err != nil {
-			return fmt.Errorf("while reading %q: %w", f.file.Path, err)
-		}
-		switch it.kind {
-		case itemEnd:
-			f.ended = true
-			return nil
-		case itemChunk:
-		default:
-			return fmt.Errorf("while reading %q: %w: unexpected tree item %d", f.file.Path, ErrCorrupt, it.kind)
-		}
-		ft := &fetch{done: make(chan struct{})}
-		f.queue = append(f.queue, ft)
-		id, n := it.id, it.rawLen
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer close(ft.done)
-			ft.data, ft.err = f.r.loadBlob(f.ctx, BlobData, id, n, f.r.keys.newIDHasher(), nil)
-			if ft.err != nil {
-				ft.err = fmt.Errorf("while reading %q: %w", f.file.Path, ft.err)
-			}
-		}()
-	}
-	return nil
-}
-
-// Read implements io.Reader.
-func (f *fileReader) Read(p []byte) (int, error) {
-	for len(f.cur) == 0 {
-		if f.err != nil {
-			return 0, f.err
-		}
-		if err := f.fill(); err != nil {
-			f.err = err
-			return 0, err
-		}
-		if len(f.queue) == 0 {
-			f.err = io.EOF
-			return 0, io.EOF
-		}
-		ft := f.queue[0]
-		f.queue = f.queue[1:]
-		select {
-		case <-ft.done:
-		case <-f.ctx.Done():
-			f.err = f.ctx.Err()
-			return 0, f.err
-		}
-		if ft.err != nil {
-			f.err = ft.err
-			return 0, ft.err
-		}
-		f.cur = ft.data
-	}
-	n := copy(p, f.cur)
-	f.cur = f.cur[n:]
-	return n, nil
-}
+// openedFile is a file opened with OpenFile.
+type openedFile struct{ *spanReader }
 
 // Close stops read-ahead.
-func (f *fileReader) Close() error {
-	f.cancel()
-	f.wg.Wait()
-	if f.err == nil {
-		f.err = errors.New("read of a closed file")
-	}
+func (f *openedFile) Close() error {
+	f.close()
 	return nil
 }
