@@ -194,13 +194,9 @@ func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.
 				cur.pending.Store(1)
 			}
 		case itemChunk:
-			var l location
-			locs, err := r.locations(ctx, &it.id)
+			l, err := r.firstLocation(ctx, &it.id)
 			if err != nil {
 				return fmt.Errorf("while reading %q of snapshot %s: %w", cur.f.Path, s.ID, err)
-			}
-			if len(locs) > 0 {
-				l = locs[0]
 			}
 			if !job.extends(l, it.rawLen) {
 				if err := flush(); err != nil {
@@ -223,6 +219,17 @@ func (r *Repo) walkChunks(ctx context.Context, s *Snapshot, file func(File) (io.
 		}
 		return nil
 	})
+}
+
+// firstLocation returns the first known location of a data blob, a
+// location with a nil pack when the index has none (the read then reports
+// it, or finds the blob in an index object written since).
+func (r *Repo) firstLocation(ctx context.Context, id *ID) (location, error) {
+	locs, err := r.locations(ctx, id)
+	if err != nil || len(locs) == 0 {
+		return location{}, err
+	}
+	return locs[0], nil
 }
 
 // loadSpan reads a span's chunks with one range read and verifies each
@@ -331,13 +338,9 @@ func (r *Repo) ReadFiles(ctx context.Context, s *Snapshot, parallel int, want fu
 			if !wanted {
 				return nil
 			}
-			var l location
-			locs, err := r.locations(ctx, &it.id)
+			l, err := r.firstLocation(ctx, &it.id)
 			if err != nil {
 				return fmt.Errorf("while reading %q of snapshot %s: %w", cur.Path, s.ID, err)
-			}
-			if len(locs) > 0 {
-				l = locs[0]
 			}
 			chunks = append(chunks, spanChunk{id: it.id, rawLen: it.rawLen, loc: l})
 		case itemEnd:

@@ -226,13 +226,9 @@ func (r *Repo) OpenFile(ctx context.Context, s *Snapshot, path string) (io.ReadC
 			if it.kind != itemChunk {
 				break // the grammar allows only the file's end here
 			}
-			var l location
-			locs, err := r.locations(ctx, &it.id)
+			l, err := r.firstLocation(ctx, &it.id)
 			if err != nil {
 				return nil, fmt.Errorf("while opening %q: %w", path, err)
-			}
-			if len(locs) > 0 {
-				l = locs[0]
 			}
 			chunks = append(chunks, spanChunk{id: it.id, rawLen: it.rawLen, loc: l})
 		}
