@@ -229,6 +229,20 @@ func TestRestoreToBlobContainer(t *testing.T) {
 	_, err = triggerRestore(e, bi, filesRestore(rp, sasURL, "rp-2", account+"/blobServices/default/containers/other"))
 	wantResponseError(t, err, http.StatusBadRequest, "InvalidPropertyValue")
 
+	// A restore queued by one process runs in the next: the sealed SAS URL
+	// opens after a restart.
+	e.stopJobs()
+	e.stopJobs = func() {}
+	queued, err := triggerRestore(e, bi, filesRestore(rp, sasURL, "rp-3", account))
+	if err != nil {
+		t.Fatalf("restore before a restart: %v", err)
+	}
+	e.restart()
+	checkRestoreJob(t, waitJob(t, e, queued), rp, az.URL+"/restores/rp-3")
+	if got := az.Blobs(t, "restores"); !slices.Contains(got, "rp-3/base.tar") || !slices.Contains(got, "rp-3/backup_manifest") {
+		t.Errorf("blobs after the restart: %v", got)
+	}
+
 	pu, err := url.Parse(sasURL)
 	if err != nil {
 		t.Fatal(err)
