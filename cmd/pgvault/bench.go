@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/pgvault/pgvault/internal/benchpg"
 	"github.com/pgvault/pgvault/internal/engine"
@@ -294,6 +295,10 @@ func (b *bencher) run(ctx context.Context) (rep *benchReport, err error) {
 			}
 			b.logf("%s: %s", benchPhaseRestore, t.Name)
 			dir := filepath.Join(b.workDir, "restore-"+t.Name)
+			// Each restore starts with no dirty pages of others (the
+			// cluster's, an earlier restore's): sync -f of the tar peer
+			// flushes the whole filesystem, and would wait for them.
+			unix.Sync()
 			var r benchRun
 			switch t.Name {
 			case benchPgvault:

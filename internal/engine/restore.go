@@ -72,7 +72,7 @@ const progressEvery = 250 * time.Millisecond
 // The targets are checked before anything is written: a data directory or
 // tablespace target that holds files fails with ErrTargetNotEmpty. Content
 // is streamed with bounded memory (repo.WalkContent), every byte verified
-// before it is written; the files are made durable (syncfs) before
+// before it is written; the files are made durable (fsync) before
 // RestoreDir returns. On any error, everything RestoreDir created is
 // removed, so that no half restore looks valid, and the error names the
 // snapshot and the file. A repository lock is held throughout, so a prune
@@ -326,7 +326,14 @@ type restoredFile struct {
 	once sync.Once
 	f    *os.File
 	err  error
+	// unflushed counts bytes written since writeback was last started.
+	unflushed atomic.Int64
 }
+
+// writebackEvery is how many bytes of a file are written before the kernel
+// is asked to start writing them to disk, so that the fsync when the file is
+// done waits for its last few MiB only.
+const writebackEvery = 8 << 20
 
 func (r *restoredFile) open() error {
 	r.once.Do(func() {
@@ -348,13 +355,21 @@ func (r *restoredFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n, err := r.f.WriteAt(p, off)
 	r.p.add(int64(n), false)
+	if r.unflushed.Add(int64(n)) >= writebackEvery && r.unflushed.Swap(0) >= writebackEvery {
+		startWriteback(r.f)
+	}
 	return n, err
 }
 
-// close creates the file if nothing was written, and closes it.
+// close creates the file if nothing was written, makes its content
+// durable and closes it.
 func (r *restoredFile) close() error {
 	if err := r.open(); err != nil {
 		return err
+	}
+	if err := unix.Fdatasync(int(r.f.Fd())); err != nil {
+		r.f.Close()
+		return fmt.Errorf("while syncing: %w", err)
 	}
 	return r.f.Close()
 }
@@ -405,7 +420,7 @@ func (rs *dirRestore) run(ctx context.Context, r *repo.Repo, s *repo.Snapshot, o
 		}
 	}
 	for _, t := range rs.targets {
-		if err := syncFS(t.dir); err != nil {
+		if err := syncDirs(t.dir); err != nil {
 			return nil, err
 		}
 	}
@@ -474,17 +489,34 @@ func symlink(target, dst string) error {
 	return err
 }
 
-// syncFS flushes the filesystem holding dir to stable storage.
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("while syncing %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("while syncing %s: %w", dir, err)
-	}
-	return nil
+// startWriteback asks the kernel to start writing f's dirty pages to disk
+// without waiting for them; a hint, durability comes from the fsync in close.
+func startWriteback(f *os.File) {
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// syncDirs makes the entries of every directory under dir (and dir) durable.
+// The files' content is already: each was fsynced when it was done. Not a
+// syncfs of the whole filesystem: that would also wait for every other
+// program's dirty pages (on a busy host, a database's).
+func syncDirs(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("while syncing %s: %w", p, err)
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("while syncing %s: %w", p, err)
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("while syncing %s: %w", p, err)
+		}
+		return nil
+	})
 }
 
 // readTablespaceMap reads the snapshot's tablespace_map: the original
