@@ -13,6 +13,7 @@ import (
 	"hash"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/zeebo/blake3"
 )
 
 // MasterKeySize is the size of the caller's master key.
@@ -30,7 +31,8 @@ const (
 
 // keys are the sub-keys derived from a repository key.
 type keys struct {
-	id     []byte // HMAC-SHA256 key for content IDs
+	idHash HashID // the content-ID algorithm (the config's; HMAC-SHA256 if 0)
+	id     []byte // key for content IDs
 	pack   []byte // parent of per-pack keys
 	object []byte // parent of per-object keys
 }
@@ -98,9 +100,19 @@ type idHasher struct {
 	t [1]byte
 }
 
-func (k *keys) newIDHasher() *idHasher { return &idHasher{h: hmac.New(sha256.New, k.id)} }
+func (k *keys) newIDHasher() *idHasher {
+	if k.idHash == HashBLAKE3 {
+		h, err := blake3.NewKeyed(k.id)
+		if err != nil {
+			panic(fmt.Sprintf("repo: BLAKE3 key: %v", err)) // the ID key is always 32 bytes
+		}
+		return &idHasher{h: h}
+	}
+	return &idHasher{h: hmac.New(sha256.New, k.id)}
+}
 
-// sum returns the ID of a blob of type t: HMAC(ID key, type | content). The
+// sum returns the ID of a blob of type t: the keyed hash (BLAKE3 or HMAC) of
+// type | content under the ID key. The
 // type separates the domains, so a file whose bytes equal a tree blob never
 // shares its ID.
 func (h *idHasher) sum(t BlobType, b []byte) ID {

@@ -48,7 +48,7 @@ func (c *config) validate() error {
 	if c.Version != configVersion {
 		return fmt.Errorf("%w: repository format version %d (this pgvault reads %d)", ErrUnsupportedVersion, c.Version, configVersion)
 	}
-	if c.Hash != HashHMACSHA256 || c.Cipher != CipherAES256GCM || c.Compression != CompressionZstd {
+	if (c.Hash != HashHMACSHA256 && c.Hash != HashBLAKE3) || c.Cipher != CipherAES256GCM || c.Compression != CompressionZstd {
 		return fmt.Errorf("%w: algorithms hash %d, cipher %d, compression %d", ErrUnsupportedVersion, c.Hash, c.Cipher, c.Compression)
 	}
 	if id, err := hex.DecodeString(c.ID); err != nil || len(id) != 16 {
@@ -82,6 +82,11 @@ func readCodec() (*codec, error) {
 // key wrapped by masterKey (32 bytes). It fails with ErrRepositoryExists when
 // a repository is there and refuses storage holding any other object.
 func Init(ctx context.Context, st storage.Storage, masterKey []byte) (*Repo, error) {
+	return initRepo(ctx, st, masterKey, HashBLAKE3)
+}
+
+// initRepo is Init with the content-ID algorithm of the new repository.
+func initRepo(ctx context.Context, st storage.Storage, masterKey []byte, hash HashID) (*Repo, error) {
 	if len(masterKey) != MasterKeySize {
 		return nil, fmt.Errorf("the master key must be %d bytes, not %d", MasterKeySize, len(masterKey))
 	}
@@ -105,14 +110,16 @@ func Init(ctx context.Context, st storage.Storage, masterKey []byte) (*Repo, err
 	repoKey := randomBytes(32)
 	cfg := config{
 		Version: configVersion, ID: hex.EncodeToString(repoID[:]), Created: time.Now().UTC(),
-		Hash: HashHMACSHA256, Cipher: CipherAES256GCM, Compression: CompressionZstd,
+		Hash: hash, Cipher: CipherAES256GCM, Compression: CompressionZstd,
 		PageSize: PageSize, RelationChunkPages: defaultRelationChunkPages, FileChunkSize: defaultFileChunkSize,
 	}
 	c, err := readCodec()
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{st: st, keys: deriveKeys(repoKey), cfg: cfg, codec: c}
+	k := deriveKeys(repoKey)
+	k.idHash = cfg.Hash
+	r := &Repo{st: st, keys: k, cfg: cfg, codec: c}
 
 	keyObj := wrapKey(masterKey, repoID, repoKey)
 	keyName := keysPrefix + objectID(keyObj).String()
@@ -189,6 +196,7 @@ func Open(ctx context.Context, st storage.Storage, masterKey []byte) (*Repo, err
 			opened = append(opened, fmt.Errorf("while opening the config: %w", err))
 			return nil
 		}
+		k.idHash = cfg.Hash
 		r := &Repo{st: st, keys: k, cfg: cfg, codec: c}
 		return &openedRepo{r}
 	})
