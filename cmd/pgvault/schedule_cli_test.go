@@ -64,8 +64,13 @@ func TestTwoServersOneSchedule(t *testing.T) {
 	}
 	// Both nodes keep ticking past the due time; restart one: still one job.
 	b.stop(t)
-	b2 := startServeProcess(t, dataDir, append(flags, "--node", "b")...)
-	time.Sleep(500 * time.Millisecond) // ten ticks of each node
+	b2 := startServeProcess(t, dataDir, append(flags, "--node", "b", "--log-level", "debug")...)
+	// Ten ticks of the restarted node, all past the due time.
+	for deadline := time.Now().Add(time.Minute); strings.Count(b2.logs.String(), `"msg":"schedule tick"`) < 10; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted node did not tick ten times:\n%s", b2.logs.String())
+		}
+	}
 	jobs = jsonOf[[]backupJobJSON](t, c.ok(args([]string{"job", "list", "-o", "json"}, backupTarget)...))
 	if len(jobs) != 1 || jobs[0].Properties.Status != "Completed" || jobs[0].Properties.Operation != "ScheduledBackup" || jobs[0].Properties.IsUserTriggered {
 		t.Fatalf("jobs after the due time: %+v", jobs)

@@ -380,17 +380,17 @@ func (r *Repo) packsFromHeaders(ctx context.Context, known func(ID) bool, fn fun
 		id   ID
 		size int64
 	}
-	var todo []stored
+	var unread []stored
 	err := r.st.List(ctx, packsPrefix, func(i storage.Info) error {
 		if id, ok := parseObjectName(packsPrefix, i.Name); ok && !known(id) {
-			todo = append(todo, stored{id, i.Size})
+			unread = append(unread, stored{id, i.Size})
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("while listing packs: %w", err)
 	}
-	for _, p := range todo {
+	for _, p := range unread {
 		ip, err := r.readPackHeader(ctx, p.id, p.size)
 		if err != nil {
 			if isStorageError(err) && !errors.Is(err, storage.ErrNotFound) {

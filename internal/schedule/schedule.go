@@ -62,9 +62,11 @@ func Run(ctx context.Context, cfg Config) {
 		if err != nil && ctx.Err() == nil {
 			log.Error("the schedule tick failed", "err", err)
 		}
+		level := slog.LevelDebug // an idle tick
 		if res.Queued > 0 || res.Expired > 0 {
-			log.Info("schedule tick", "queued", res.Queued, "expired", res.Expired)
+			level = slog.LevelInfo
 		}
+		log.Log(ctx, level, "schedule tick", "queued", res.Queued, "expired", res.Expired)
 		select {
 		case <-ctx.Done():
 			return
