@@ -334,12 +334,7 @@ func TestLtrBackupToBlobContainer(t *testing.T) {
 func TestLtrBackupToDirectory(t *testing.T) {
 	t.Parallel()
 	allowed := t.TempDir()
-	src := pgtest.Start(t, pgtest.Options{})
-	tsDir := pgtest.TempDir(t)
-	src.Exec(t, "CREATE TABLESPACE extra LOCATION '"+tsDir+"'")
-	src.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
-		CREATE TABLE t2 (id int PRIMARY KEY, v text) TABLESPACE extra; INSERT INTO t2 SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 10000) g;`)
-	tsOID := src.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'extra'")
+	src, tsOID := sourceWithTablespace(t, 10000)
 	e := &testEnv{t: t, dir: t.TempDir(), ltrDirs: []string{allowed}}
 	e.start()
 	t.Cleanup(e.stop)
@@ -604,4 +599,17 @@ func TestLtrBackupSurvivesRestart(t *testing.T) {
 	if blobs := az.Blobs(t, "ltr"); !slices.Equal(blobs, []string{"backup_manifest", "base.tar"}) {
 		t.Errorf("blobs %v", blobs)
 	}
+}
+
+// sourceWithTablespace starts a PostgreSQL 15 server holding table t (20000
+// rows) and table t2 (rows rows) in tablespace extra, and returns it and the
+// tablespace's OID.
+func sourceWithTablespace(t *testing.T, rows int) (src *pgtest.Cluster, tsOID string) {
+	t.Helper()
+	src = pgtest.Start(t, pgtest.Options{})
+	tsDir := pgtest.TempDir(t)
+	src.Exec(t, "CREATE TABLESPACE extra LOCATION '"+tsDir+"'")
+	src.Exec(t, fmt.Sprintf(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+		CREATE TABLE t2 (id int PRIMARY KEY, v text) TABLESPACE extra; INSERT INTO t2 SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, %d) g;`, rows))
+	return src, src.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'extra'")
 }

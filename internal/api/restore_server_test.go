@@ -165,12 +165,7 @@ func freeTCPPort(t *testing.T) int {
 func TestRestoreAsNewServer(t *testing.T) {
 	t.Parallel()
 	allowed := pgtest.TempDir(t) // the postgres OS user can reach it
-	src := pgtest.Start(t, pgtest.Options{})
-	tsDir := pgtest.TempDir(t)
-	src.Exec(t, "CREATE TABLESPACE extra LOCATION '"+tsDir+"'")
-	src.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
-		CREATE TABLE t2 (id int PRIMARY KEY, v text) TABLESPACE extra; INSERT INTO t2 SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, 5000) g;`)
-	tsOID := src.QueryString(t, "SELECT oid FROM pg_tablespace WHERE spcname = 'extra'")
+	src, tsOID := sourceWithTablespace(t, 5000)
 	e := &testEnv{t: t, dir: t.TempDir(), restoreDirs: []string{allowed}}
 	e.start()
 	t.Cleanup(e.stop)
