@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgvault/pgvault/internal/pgctl"
 )
 
 // DefaultMajor is the PostgreSQL major a zero Options.Major means: Debian 12's.
@@ -290,12 +293,8 @@ func StartExisting(t testing.TB, dataDir string, opts Options) *Cluster {
 }
 
 // giveToPostgres chowns a data directory and the tablespace directories it names (in
-// tablespace_map, or as pg_tblspc links) to the postgres OS user.
+// tablespace_map, or as pg_tblspc links) that exist to the postgres OS user.
 func giveToPostgres(dataDir string) error {
-	uid, gid, err := postgresUser()
-	if err != nil {
-		return err
-	}
 	roots := []string{dataDir}
 	if b, err := os.ReadFile(filepath.Join(dataDir, "tablespace_map")); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -310,18 +309,11 @@ func giveToPostgres(dataDir string) error {
 			roots = append(roots, target)
 		}
 	}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(path, uid, gid)
-		})
-		if err != nil && !(root != dataDir && errors.Is(err, fs.ErrNotExist)) {
-			return fmt.Errorf("while giving %s to the postgres user: %w", root, err)
-		}
-	}
-	return nil
+	roots = slices.DeleteFunc(roots, func(root string) bool {
+		_, err := os.Lstat(root)
+		return root != dataDir && errors.Is(err, fs.ErrNotExist)
+	})
+	return pgctl.Own(roots...)
 }
 
 // DSN is a URL connection string for user and password to database db over TCP, without
