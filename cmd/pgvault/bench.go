@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +116,7 @@ func newBenchCmd(e *env) *cobra.Command {
 		workDir   string
 		output    string
 		noRestore bool
+		profile   string
 	)
 	backup := &cobra.Command{
 		Use:   "backup",
@@ -159,7 +161,7 @@ as the postgres OS user.`,
 				}
 			}
 			pgbackrest, _ := exec.LookPath("pgbackrest")
-			b := &bencher{scale: scale, workDir: workDir, pgbackrest: pgbackrest, progress: e.stderr, restore: !noRestore}
+			b := &bencher{scale: scale, workDir: workDir, pgbackrest: pgbackrest, progress: e.stderr, restore: !noRestore, cpuProfile: profile}
 			rep, err := b.run(cmd.Context())
 			if err != nil {
 				return err
@@ -182,6 +184,7 @@ as the postgres OS user.`,
 	backup.Flags().StringVar(&workDir, "work-dir", "", "directory for the cluster and the backups, kept afterwards (default: a temporary directory, removed)")
 	backup.Flags().StringVarP(&output, "output", "o", outputTable, "output format: table or json")
 	backup.Flags().BoolVar(&noRestore, "no-restore", false, "skip the restore phase")
+	backup.Flags().StringVar(&profile, "cpu-profile", "", "write a CPU profile (pprof) of pgvault's full backup to this file")
 	cmd.AddCommand(backup)
 	return cmd
 }
@@ -192,7 +195,8 @@ type bencher struct {
 	workDir    string
 	pgbackrest string // path; "" when not installed
 	progress   interface{ Write([]byte) (int, error) }
-	restore    bool // run the restore phase
+	restore    bool   // run the restore phase
+	cpuProfile string // file for a CPU profile of pgvault's full backup; "" for none
 
 	c       *benchpg.Cluster
 	dbBytes int64
@@ -335,7 +339,7 @@ func measureSelf(r *benchRun, fn func() error) error {
 	var ru0, ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	var peak uint64
-	stop := sampleHeap(&peak)
+	stop := benchpg.SampleHeap(&peak)
 	t0 := time.Now()
 	err := fn()
 	r.WallSeconds = time.Since(t0).Seconds()
@@ -349,6 +353,23 @@ func measureSelf(r *benchRun, fn func() error) error {
 		r.PeakRSSBytes = ru1.Maxrss * 1024 // the process's lifetime peak
 	}
 	return err
+}
+
+// startCPUProfile profiles this process into file until the returned
+// function is called.
+func startCPUProfile(file string) (func(), error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("while creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("while starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // restorePgvault restores the latest snapshot with engine.RestoreDir.
@@ -509,6 +530,13 @@ func (b *bencher) runPgvault(ctx context.Context, phase string) (benchRun, error
 	conn := pg.Conn{Host: b.c.Host, Port: b.c.Port, User: b.c.SuperUser, Password: b.c.SuperPassword, SSLMode: "disable"}
 	var res *engine.BackupResult
 	err = measureSelf(&r, func() error {
+		if phase == benchPhaseFull && b.cpuProfile != "" {
+			stop, err := startCPUProfile(b.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		var err error
 		res, err = engine.Backup(ctx, conn, b.repo, engine.BackupOptions{Label: "pgvault bench " + phase})
 		return err
@@ -749,38 +777,6 @@ func duBytes(dir string) (int64, error) {
 		return 0, fmt.Errorf("while measuring %s: %w", dir, err)
 	}
 	return n, nil
-}
-
-// sampleHeap records the largest HeapInuse into *peak every 5 ms until the
-// returned function is called (which takes a last sample).
-func sampleHeap(peak *uint64) (stop func()) {
-	var mu sync.Mutex
-	sample := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		mu.Lock()
-		*peak = max(*peak, ms.HeapInuse)
-		mu.Unlock()
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				sample()
-			}
-		}
-	})
-	return func() {
-		close(done)
-		wg.Wait()
-		sample()
-	}
 }
 
 // benchRatios divides pgvault's figures by each peer's, phase by phase.

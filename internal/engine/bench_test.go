@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pgvault/pgvault/internal/benchpg"
 	"github.com/pgvault/pgvault/internal/engine"
 	"github.com/pgvault/pgvault/internal/pg"
 	"github.com/pgvault/pgvault/internal/pgtest"
@@ -25,14 +25,15 @@ import (
 // iteration. Metrics: MB/s of database size (pg_database_size of all
 // databases over the time of Backup), peak-heap-MiB (the largest
 // runtime.MemStats.HeapInuse sampled every 5 ms during Backup), stored-MB
-// (what the backup added to the repository) and server-MB (what the server
+// (what the backup added to the repository), cpu-s/op (this process's user
+// and system CPU during Backup) and server-MB (what the server
 // sent). Run it alone: go test -run XXX -bench Backup -benchtime 3x.
 func BenchmarkBackup(b *testing.B) {
 	_, conn, dbBytes := pgbenchCluster(b)
 	ctx := testContext(b, time.Hour)
 
 	var (
-		elapsed                time.Duration
+		elapsed, cpu           time.Duration
 		peak                   uint64
 		stored, sent, baseline uint64
 		n                      int
@@ -51,10 +52,11 @@ func BenchmarkBackup(b *testing.B) {
 		baseline = max(baseline, ms.HeapInuse)
 		b.StartTimer()
 
-		stop := sampleHeap(&peak)
-		t0 := time.Now()
+		stop := benchpg.SampleHeap(&peak)
+		t0, c0 := time.Now(), processCPU(b)
 		res, err := engine.Backup(ctx, conn, r, engine.BackupOptions{Label: "benchmark"})
 		elapsed += time.Since(t0)
+		cpu += processCPU(b) - c0
 		stop()
 		if err != nil {
 			b.Fatalf("Backup: %v", err)
@@ -72,10 +74,20 @@ func BenchmarkBackup(b *testing.B) {
 	}
 	b.ReportMetric(float64(dbBytes)*float64(n)/1e6/elapsed.Seconds(), "MB/s")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(cpu.Seconds()/float64(n), "cpu-s/op")
 	b.ReportMetric(float64(stored)/float64(n)/1e6, "stored-MB")
 	b.ReportMetric(float64(sent)/float64(n)/1e6, "server-MB")
 	b.Logf("%d backups in %s; heap in use before a backup (after GC) %.1f MiB, peak during %.1f MiB",
 		n, elapsed.Round(time.Millisecond), float64(baseline)/(1<<20), float64(peak)/(1<<20))
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pgbenchCluster starts a PostgreSQL 15 cluster holding pgbench's tables at
@@ -86,7 +98,7 @@ func pgbenchCluster(b *testing.B) (*pgtest.Cluster, pg.Conn, int64) {
 	c := pgtest.Start(b, pgtest.Options{Settings: quiet})
 	conn := backupConn(b, c)
 	start := time.Now()
-	cmd := exec.Command(filepath.Join(pg15Bin, "pgbench"), "-i", "-q", "-s", "10",
+	cmd := exec.Command(filepath.Join(pg15Bin, "pgbench"), "-i", "-q", "-s", strconv.Itoa(*benchScale),
 		"-h", c.SocketDir, "-p", strconv.Itoa(c.Port), "-U", c.SuperUser, "postgres")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("pgbench -i: %v\n%s", err, out)
@@ -97,7 +109,7 @@ func pgbenchCluster(b *testing.B) (*pgtest.Cluster, pg.Conn, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("pgbench -i -s 10 in %s: %.1f MB in all databases", time.Since(start).Round(time.Millisecond), float64(dbBytes)/1e6)
+	b.Logf("pgbench -i -s %d in %s: %.1f MB in all databases", *benchScale, time.Since(start).Round(time.Millisecond), float64(dbBytes)/1e6)
 	return c, conn, dbBytes
 }
 
@@ -127,7 +139,7 @@ func BenchmarkWriteTarFormat(b *testing.B) {
 		b.StopTimer()
 		runtime.GC()
 		b.StartTimer()
-		stop := sampleHeap(&peak)
+		stop := benchpg.SampleHeap(&peak)
 		t0 := time.Now()
 		var w discard
 		err := engine.WriteTarFormat(ctx, r, s, func(string) (io.WriteCloser, error) { return &w, nil })
@@ -159,40 +171,6 @@ func (d *discard) Write(p []byte) (int, error) {
 
 func (d *discard) Close() error { return nil }
 
-// sampleHeap records the largest HeapInuse into *peak every 5 ms until the
-// returned function is called (which takes a last sample).
-func sampleHeap(peak *uint64) (stop func()) {
-	var mu sync.Mutex
-	sample := func() {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		mu.Lock()
-		*peak = max(*peak, ms.HeapInuse)
-		mu.Unlock()
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				sample()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-		sample()
-	}
-}
-
 // BenchmarkRestoreDir restores the pgbench cluster's backup (see
 // BenchmarkBackup) from a repository on the filesystem into a new data
 // directory per iteration (synced). Metrics: MB/s of files written,
@@ -218,7 +196,7 @@ func BenchmarkRestoreDir(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "data")
 		runtime.GC()
 		b.StartTimer()
-		stop := sampleHeap(&peak)
+		stop := benchpg.SampleHeap(&peak)
 		var ru0, ru1 syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 		t0 := time.Now()
@@ -242,5 +220,7 @@ func BenchmarkRestoreDir(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(cpu.Seconds()/float64(n), "cpu-s/op")
 }
+
+var benchScale = flag.Int("benchscale", 10, "pgbench scale factor of the benchmarks' cluster")
 
 var restoreParallel = flag.Int("benchparallel", 4, "BenchmarkRestoreDir: RestoreDirOptions.Parallel")
