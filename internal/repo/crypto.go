@@ -196,18 +196,15 @@ type codec struct {
 	enc     *zstd.Encoder // EncodeAll from several goroutines
 	blobDec *zstd.Decoder // output limited to cap(dst)
 	objDec  *zstd.Decoder // output limited to maxObjectPayload
+	// workerEncs are a writer's workers' encoders (one each), closed with
+	// the codec.
+	workerEncs []*zstd.Encoder
 }
 
 func newCodec(level zstd.EncoderLevel, concurrency int) (*codec, error) {
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(level),
-		zstd.WithEncoderConcurrency(concurrency),
-		zstd.WithEncoderCRC(false),
-		zstd.WithWindowSize(1<<20),
-		zstd.WithLowerEncoderMem(true),
-		zstd.WithZeroFrames(true))
+	enc, err := newEncoder(level, concurrency)
 	if err != nil {
-		return nil, fmt.Errorf("while creating the zstd encoder: %w", err)
+		return nil, err
 	}
 	blobDec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(concurrency),
@@ -226,17 +223,39 @@ func newCodec(level zstd.EncoderLevel, concurrency int) (*codec, error) {
 }
 
 func (c *codec) close() {
+	for _, e := range c.workerEncs {
+		_ = e.Close()
+	}
 	c.enc.Close()
 	c.blobDec.Close()
 	c.objDec.Close()
 }
 
+// newEncoder makes a zstd encoder for concurrency goroutines calling
+// EncodeAll at once.
+func newEncoder(level zstd.EncoderLevel, concurrency int) (*zstd.Encoder, error) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(level),
+		zstd.WithEncoderConcurrency(concurrency),
+		zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(1<<20),
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithZeroFrames(true))
+	if err != nil {
+		return nil, fmt.Errorf("while creating the zstd encoder: %w", err)
+	}
+	return enc, nil
+}
+
 // compress appends compression ID | payload for src to dst, storing src
 // uncompressed when zstd saves less than 1/32 (R11).
-func (c *codec) compress(dst, src []byte) []byte {
+func (c *codec) compress(dst, src []byte) []byte { return compressWith(c.enc, dst, src) }
+
+// compressWith is compress with the given encoder.
+func compressWith(enc *zstd.Encoder, dst, src []byte) []byte {
 	start := len(dst)
 	dst = append(dst, byte(CompressionZstd))
-	dst = c.enc.EncodeAll(src, dst)
+	dst = enc.EncodeAll(src, dst)
 	if len(dst)-start-1 > len(src)-len(src)/32 {
 		dst = append(dst[:start], byte(CompressionNone))
 		dst = append(dst, src...)

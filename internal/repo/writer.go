@@ -146,10 +146,24 @@ func (r *Repo) NewWriter(ctx context.Context, opts WriterOptions) (*Writer, erro
 	if opts.lockRefresh <= 0 {
 		opts.lockRefresh = lockRefreshInterval
 	}
-	c, err := newCodec(opts.level, opts.Parallelism+1)
+	c, err := newCodec(opts.level, 1)
 	if err != nil {
 		return nil, err
 	}
+	// Each worker has an encoder of its own: an encoder shared through
+	// EncodeAll goes to whichever goroutine asks, its tables cold in that
+	// core's cache.
+	encs := make([]*zstd.Encoder, opts.Parallelism)
+	for i := range encs {
+		if encs[i], err = newEncoder(opts.level, 1); err != nil {
+			for _, e := range encs[:i] {
+				_ = e.Close()
+			}
+			c.close()
+			return nil, err
+		}
+	}
+	c.workerEncs = encs
 	wctx, cancel := context.WithCancelCause(ctx)
 	w := &Writer{
 		r: r, opts: opts, ctx: wctx, cancel: cancel, codec: c,
@@ -182,9 +196,9 @@ func (r *Repo) NewWriter(ctx context.Context, opts WriterOptions) (*Writer, erro
 	}
 	w.jobs = make(chan *chunkJob, nbufs)
 	w.uploads = make(chan *sealedPack, 1)
-	for range opts.Parallelism {
+	for _, enc := range encs {
 		w.workers.Add(1)
-		go w.work()
+		go w.work(enc)
 	}
 	for range opts.Uploads {
 		w.uploaders.Add(1)
@@ -402,7 +416,7 @@ func (w *Writer) flushTree() error {
 }
 
 // work hashes, deduplicates, compresses and encrypts chunks.
-func (w *Writer) work() {
+func (w *Writer) work(enc *zstd.Encoder) {
 	defer w.workers.Done()
 	hasher := w.r.keys.newIDHasher()
 	scratch := make([]byte, 0, w.r.cfg.maxChunk()+w.r.cfg.maxChunk()/64+1024)
@@ -414,7 +428,7 @@ func (w *Writer) work() {
 			job.id = hasher.sum(BlobData, data)
 			if w.dedup.insert(&job.id) {
 				job.isNew = true
-				scratch = w.codec.compress(scratch[:0], data)
+				scratch = compressWith(enc, scratch[:0], data)
 				if err := w.data.add(job.id, scratch, job.n); err != nil {
 					job.err = w.fail(err)
 				}
