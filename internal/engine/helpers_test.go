@@ -6,10 +6,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -269,9 +271,25 @@ type backupManifest struct {
 	Checksum string `json:"Manifest-Checksum"`
 }
 
+// manifestChecksum is b's checksum as a backup manifest writes it: CRC32C
+// (the little-endian bytes of the CRC, as PostgreSQL keeps it in memory) or
+// SHA256, in lower-case hex.
+func manifestChecksum(t testing.TB, algorithm string, b []byte) string {
+	t.Helper()
+	switch algorithm {
+	case "CRC32C":
+		return hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))))
+	case "SHA256":
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:])
+	}
+	t.Fatalf("the manifest uses checksum algorithm %q", algorithm)
+	return ""
+}
+
 // verifyManifest checks a restored backup against its backup_manifest in Go,
 // as pg_verifybackup does minus WAL parsing: the manifest's own checksum,
-// every file it lists present with its size and SHA-256, and no file it
+// every file it lists present with its size and checksum, and no file it
 // does not list (but WAL and the files pg_verifybackup ignores too).
 func verifyManifest(t testing.TB, res restored) {
 	t.Helper()
@@ -311,9 +329,8 @@ func verifyManifest(t testing.TB, res restored) {
 			t.Errorf("manifest lists %s: %v", p, err)
 			continue
 		}
-		sum := sha256.Sum256(b)
-		if f.Algorithm != "SHA256" || int64(len(b)) != f.Size || hex.EncodeToString(sum[:]) != f.Checksum {
-			t.Errorf("%s: %d bytes, sha256 %x; the manifest says %d bytes, %s %s", p, len(b), sum, f.Size, f.Algorithm, f.Checksum)
+		if sum := manifestChecksum(t, f.Algorithm, b); int64(len(b)) != f.Size || sum != f.Checksum {
+			t.Errorf("%s: %d bytes, %s %s; the manifest says %d bytes, %s", p, len(b), f.Algorithm, sum, f.Size, f.Checksum)
 		}
 	}
 	ignored := map[string]bool{"backup_manifest": true, "postgresql.auto.conf": true, "standby.signal": true, "recovery.signal": true}

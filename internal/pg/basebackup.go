@@ -26,9 +26,15 @@ const (
 	// extracted directory before that, such as pg_verifybackup, need the
 	// pg_tblspc/<oid> link made by hand).
 	BaseArchiveName = "base.tar"
-	// ManifestName is the backup manifest (JSON, with a SHA256 checksum of every file in
-	// the archives), as pg_verifybackup expects it next to the restored data directory.
+	// ManifestName is the backup manifest (JSON, with a checksum of every file in the
+	// archives, see BaseBackupOptions.ManifestChecksums), as pg_verifybackup expects it next to the restored data directory.
 	ManifestName = "backup_manifest"
+)
+
+// Manifest checksum algorithms for BaseBackupOptions.ManifestChecksums.
+const (
+	ChecksumSHA256 = "SHA256"
+	ChecksumCRC32C = "CRC32C"
 )
 
 // DefaultBackupLabel is the backup label when BaseBackupOptions.Label is empty.
@@ -69,9 +75,13 @@ type BaseBackupOptions struct {
 	// elsewhere (a WAL archive); the server then also waits until it has archived the last
 	// segment the backup needs (WAIT true).
 	NoWAL bool
-	// NoManifest leaves out the backup manifest (by default it is requested with SHA256
-	// checksums and passed on as ManifestName after the tablespace archives).
+	// NoManifest leaves out the backup manifest (by default it is requested and passed
+	// on as ManifestName after the tablespace archives).
 	NoManifest bool
+	// ManifestChecksums is the algorithm of the manifest's per-file checksums:
+	// ChecksumSHA256 when empty, or ChecksumCRC32C (PostgreSQL's own default, what
+	// pg_basebackup uses unless told otherwise), which costs the server far less CPU.
+	ManifestChecksums string
 	// MaxRate limits how fast the server sends, in kB/s (MinMaxRate to MaxMaxRate); 0
 	// means unlimited.
 	MaxRate int
@@ -213,7 +223,20 @@ func (o BaseBackupOptions) validate() error {
 	if o.MaxRate != 0 && (o.MaxRate < MinMaxRate || o.MaxRate > MaxMaxRate) {
 		return fmt.Errorf("MaxRate %d kB/s is out of range: use 0 (unlimited) or %d to %d", o.MaxRate, MinMaxRate, MaxMaxRate)
 	}
+	switch o.ManifestChecksums {
+	case "", ChecksumSHA256, ChecksumCRC32C:
+	default:
+		return fmt.Errorf("manifest checksums %q are not supported: use %s or %s", o.ManifestChecksums, ChecksumSHA256, ChecksumCRC32C)
+	}
 	return nil
+}
+
+// manifestChecksums is the algorithm the manifest is requested with.
+func (o BaseBackupOptions) manifestChecksums() string {
+	if o.ManifestChecksums == "" {
+		return ChecksumSHA256
+	}
+	return o.ManifestChecksums
 }
 
 // baseBackupCommand is the BASE_BACKUP command for a server of the given major: the
@@ -244,7 +267,7 @@ func baseBackupCommand(major int, o BaseBackupOptions) string {
 		}
 		opts = append(opts, "TABLESPACE_MAP")
 		if !o.NoManifest {
-			opts = append(opts, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'SHA256'")
+			opts = append(opts, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS '"+o.manifestChecksums()+"'")
 		}
 		return "BASE_BACKUP (" + strings.Join(opts, ", ") + ")"
 	}
@@ -263,7 +286,7 @@ func baseBackupCommand(major int, o BaseBackupOptions) string {
 	}
 	opts = append(opts, "TABLESPACE_MAP")
 	if !o.NoManifest {
-		opts = append(opts, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS 'SHA256'")
+		opts = append(opts, "MANIFEST 'yes'", "MANIFEST_CHECKSUMS '"+o.manifestChecksums()+"'")
 	}
 	return strings.Join(opts, " ")
 }

@@ -593,7 +593,7 @@ func TestBaseBackupCancel(t *testing.T) {
 	})
 
 	t.Run("bad options", func(t *testing.T) {
-		for _, o := range []pg.BaseBackupOptions{{MaxRate: 10}, {MaxRate: 2 << 20}, {Label: "a\nb"}, {Label: strings.Repeat("x", 1025)}} {
+		for _, o := range []pg.BaseBackupOptions{{MaxRate: 10}, {MaxRate: 2 << 20}, {Label: "a\nb"}, {Label: strings.Repeat("x", 1025)}, {ManifestChecksums: "SHA256'), (X"}, {ManifestChecksums: "MD5"}} {
 			if _, err := pg.BaseBackup(testCtx(t), bc, o, discardArchives); err == nil {
 				t.Errorf("%+v: no error", o)
 			}
@@ -629,6 +629,8 @@ func TestBaseBackupCommand(t *testing.T) {
 			"BASE_BACKUP (LABEL 'it''s', PROGRESS, CHECKPOINT 'fast', WAL, WAIT 0, MAX_RATE 100, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256')"},
 		{15, pg.BaseBackupOptions{NoWAL: true, NoManifest: true}, "BASE_BACKUP (LABEL 'pgvault base backup', TABLESPACE_MAP)"},
 		{13, pg.BaseBackupOptions{}, "BASE_BACKUP LABEL 'pgvault base backup' WAL NOWAIT TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'SHA256'"},
+		{15, pg.BaseBackupOptions{ManifestChecksums: pg.ChecksumCRC32C}, "BASE_BACKUP (LABEL 'pgvault base backup', WAL, WAIT 0, TABLESPACE_MAP, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C')"},
+		{14, pg.BaseBackupOptions{ManifestChecksums: pg.ChecksumCRC32C}, "BASE_BACKUP LABEL 'pgvault base backup' WAL NOWAIT TABLESPACE_MAP MANIFEST 'yes' MANIFEST_CHECKSUMS 'CRC32C'"},
 		{14, pg.BaseBackupOptions{Label: `a\b'`, Fast: true, MaxRate: 32, Progress: func(int64, int64) {}, NoManifest: true},
 			`BASE_BACKUP LABEL 'a\b''' PROGRESS FAST WAL NOWAIT MAX_RATE 32 TABLESPACE_MAP`},
 	} {
