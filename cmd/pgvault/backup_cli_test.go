@@ -231,6 +231,28 @@ func TestBackupCLI(t *testing.T) {
 	c.fails("is not the one its backups were made with", args([]string{"repo", "snapshots", "--repository-key-file", otherKey}, repoArgs)...)
 	c.fails("invalid --sample 2: give a fraction between 0 and 1", args([]string{"repo", "check", "--sample", "2"}, repoArgs)...)
 
+	// A flipped byte in an index object: check reports it, repair-index
+	// rebuilds the index from the packs' headers, and check passes again.
+	indexFiles, err := filepath.Glob(filepath.Join(rep.Directory, "index", "[0-9a-f]*"))
+	if err != nil || len(indexFiles) == 0 {
+		t.Fatalf("no index object in %s (%v)", rep.Directory, err)
+	}
+	flipByte(t, indexFiles[0])
+	c.fails("Error: the repository of backup vault 'vault1' is damaged: 1 problem, 0 snapshots cannot be fully restored", args([]string{"repo", "check"}, repoArgs)...)
+	rr := jsonOf[repairReportView](t, c.ok(args([]string{"repo", "repair-index", "--dry-run", "-o", "json"}, repoArgs)...))
+	if !rr.DryRun || len(rr.DamagedIndexes) != 1 || len(rr.PacksIndexed) == 0 || rr.Blobs == 0 || rr.IndexesWritten != 0 || rr.Packs != rep.Packs {
+		t.Errorf("repo repair-index --dry-run -o json: %+v", rr)
+	}
+	r = c.ok(args([]string{"repo", "repair-index"}, repoArgs)...)
+	if !regexp.MustCompile(`\nRepaired: [1-9][0-9]* packs? indexed, 1 damaged index object deleted\.\n$`).MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "\nDamaged: index/") {
+		t.Errorf("repo repair-index:\n%s", r.stdout)
+	}
+	c.ok(args([]string{"repo", "check", "--read-data"}, repoArgs)...)
+	if r := c.ok(args([]string{"repo", "repair-index"}, repoArgs)...); !strings.HasSuffix(r.stdout, "\nThe index is whole: nothing to repair.\n") {
+		t.Errorf("repo repair-index of a whole index:\n%s", r.stdout)
+	}
+
 	// A flipped byte in a pack: the structure still checks, reading the
 	// data does not, and the command says which snapshots are hurt.
 	flipByte(t, largestPack(t, rep.Directory))

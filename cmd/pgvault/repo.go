@@ -117,7 +117,7 @@ func printViews[T any](c *clientCmd, views []T, headers []string, row func(T) []
 func (c *clientCmd) repoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "repo",
-		Short: "Check, list and prune the backup repositories (offline, on the server's data directory)",
+		Short: "Check, list, prune and repair the backup repositories (offline, on the server's data directory)",
 		Long: `Work on a vault's backup repository directly, on the server's machine:
 the repository lives in repositories/ of the data directory, encrypted with
 the repository master key (keys/repository.key, or the server's
@@ -126,7 +126,7 @@ only read access to both, and may run while the server runs; but run
 'repo check' while no backup runs: a backup that commits during the check
 can show up as damage (check again to tell).`,
 	}
-	cmd.AddCommand(c.repoCheckCmd(), c.repoSnapshotsCmd(), c.repoPruneCmd())
+	cmd.AddCommand(c.repoCheckCmd(), c.repoSnapshotsCmd(), c.repoPruneCmd(), c.repoRepairIndexCmd())
 	return cmd
 }
 
@@ -194,16 +194,13 @@ damage. -o json prints the report as JSON.`,
 				VaultID: r.vaultID, Directory: r.dir, RepositoryID: r.ID(), OK: rep.OK(),
 				Snapshots: rep.Snapshots, Indexes: rep.Indexes, Packs: rep.Packs, Blobs: rep.Blobs, Locks: rep.Locks,
 				PacksRead: rep.PacksRead, BytesRead: rep.BytesRead, UnindexedPacks: rep.UnindexedPacks, PacksFromHeaders: rep.PacksFromHeaders,
-				Problems: []problemView{}, DamagedSnapshots: []snapshotView{},
+				Problems: problemViews(rep.Problems), DamagedSnapshots: []snapshotView{},
 			}
 			if v.UnindexedPacks == nil {
 				v.UnindexedPacks = []string{}
 			}
 			if v.PacksFromHeaders == nil {
 				v.PacksFromHeaders = []string{}
-			}
-			for _, p := range rep.Problems {
-				v.Problems = append(v.Problems, problemView{Object: p.Object, Error: p.Err.Error()})
 			}
 			for _, id := range rep.DamagedSnapshots {
 				sv := snapshotView{ID: id.String()}
