@@ -24,6 +24,8 @@ type repairReportView struct {
 	DamagedPacks   []problemView `json:"damagedPacks"`
 	IndexesWritten int           `json:"indexesWritten"`
 	IndexesDeleted int           `json:"indexesDeleted"`
+	DamagedPlans   []problemView `json:"damagedPrunePlans"`
+	PlansDeleted   int           `json:"prunePlansDeleted"`
 }
 
 func problemViews(ps []repo.Problem) []problemView {
@@ -47,7 +49,8 @@ packs' headers, but backups and prune stop until the index is repaired.
 
 It reads the header of every pack that no intact index object names, stores
 new index objects listing them, and only then deletes the damaged index
-objects. Packs left by interrupted backups get indexed too, so their data
+objects, and any damaged prune plan (which only cancels the sweep it
+planned). Packs left by interrupted backups get indexed too, so their data
 can be reused (prune reclaims it when no backup needs it). A pack whose own
 header is damaged is reported and left alone. It does not run beside a
 prune (the server's prune job, or 'repo prune'); backups and restores may
@@ -66,6 +69,7 @@ run. --dry-run only reports what it would do. -o json prints the report.`,
 					VaultID: r.vaultID, Directory: r.dir, DryRun: dryRun, Indexes: rep.Indexes, Packs: rep.Packs,
 					DamagedIndexes: problemViews(rep.DamagedIndexes), PacksIndexed: rep.PacksIndexed, Blobs: rep.Blobs,
 					DamagedPacks: problemViews(rep.DamagedPacks), IndexesWritten: rep.IndexesWritten, IndexesDeleted: rep.IndexesDeleted,
+					DamagedPlans: problemViews(rep.DamagedPlans), PlansDeleted: rep.PlansDeleted,
 				}
 				if v.PacksIndexed == nil {
 					v.PacksIndexed = []string{}
@@ -98,23 +102,29 @@ func (c *clientCmd) printRepairReport(v repairReportView) {
 	tb.row("packs indexed from their headers", fmt.Sprint(len(v.PacksIndexed)))
 	tb.row("blobs they hold", fmt.Sprint(v.Blobs))
 	tb.row("packs with a damaged header", fmt.Sprint(len(v.DamagedPacks)))
+	tb.row("damaged prune plans", fmt.Sprint(len(v.DamagedPlans)))
 	if !v.DryRun {
 		tb.row("index objects written", fmt.Sprint(v.IndexesWritten))
 		tb.row("index objects deleted", fmt.Sprint(v.IndexesDeleted))
+		tb.row("prune plans deleted", fmt.Sprint(v.PlansDeleted))
 	}
 	_ = tb.flush()
-	for _, p := range v.DamagedIndexes {
+	for _, p := range append(v.DamagedIndexes, v.DamagedPlans...) {
 		c.printf("Damaged: %s: %s", p.Object, p.Error)
 	}
 	for _, p := range v.DamagedPacks {
 		c.printf("Left alone: %s: %s", p.Object, p.Error)
 	}
+	deleted := plural(len(v.DamagedIndexes), "damaged index object")
+	if n := len(v.DamagedPlans); n > 0 {
+		deleted += " and " + plural(n, "damaged prune plan")
+	}
 	switch {
-	case len(v.PacksIndexed) == 0 && len(v.DamagedIndexes) == 0:
+	case len(v.PacksIndexed) == 0 && len(v.DamagedIndexes) == 0 && len(v.DamagedPlans) == 0:
 		c.printf("The index is whole: nothing to repair.")
 	case v.DryRun:
-		c.printf("Dry run: a repair would index %s and delete %s.", plural(len(v.PacksIndexed), "pack"), plural(len(v.DamagedIndexes), "damaged index object"))
+		c.printf("Dry run: a repair would index %s and delete %s.", plural(len(v.PacksIndexed), "pack"), deleted)
 	default:
-		c.printf("Repaired: %s indexed, %s deleted.", plural(len(v.PacksIndexed), "pack"), plural(v.IndexesDeleted, "damaged index object"))
+		c.printf("Repaired: %s indexed, %s deleted.", plural(len(v.PacksIndexed), "pack"), deleted)
 	}
 }

@@ -284,6 +284,14 @@ func describe(err error) jobError {
 	if e, ok := vault.AsError(err); ok {
 		return jobError{Code: e.Code, Message: e.Message}
 	}
+	if errors.Is(err, repo.ErrCorrupt) {
+		// Restores map their damage themselves (RecoveryPointDataCorrupt);
+		// what reaches here stopped a backup or a prune: a damaged index
+		// object or prune plan (R45), or for prune a damaged snapshot.
+		return jobError{Code: "RepositoryDamaged", Message: "The vault's repository is damaged: " + err.Error() +
+			". Backups and prune of this vault stop until it is repaired: run `pgvault repo check` on the server's machine to see what is damaged; " +
+			"`pgvault repo repair-index` rebuilds a damaged index object or prune plan from the packs."}
+	}
 	return jobError{Code: "BackupFailed", Message: err.Error()}
 }
 

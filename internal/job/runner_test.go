@@ -3,7 +3,9 @@ package job_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -206,26 +208,38 @@ func (e *env) recoveryPoints() []string {
 	return names
 }
 
+// repoDir is the directory of the vault's repository.
+func (e *env) repoDir() string {
+	return job.RepositoryPath(filepath.Join(e.ts.DataDir, "repositories"), vault.VaultID(sub, "rg", "vault"))
+}
+
+// openRepo opens the vault's repository anew, on its directory without
+// faults, as the repo commands do.
+func (e *env) openRepo() *repo.Repo {
+	e.t.Helper()
+	key, err := secretbox.LoadOrCreateKey(filepath.Join(e.ts.DataDir, "keys", "repository.key"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := fs.Open(e.repoDir())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), st, key)
+	if err != nil {
+		e.t.Fatalf("opening the repository: %v", err)
+	}
+	return r
+}
+
 // check opens the vault's repository anew, on its directory without
 // faults, reads back everything and fails the test on any damage. It
 // returns the report.
 func (e *env) check() *repo.CheckReport {
 	e.t.Helper()
-	ctx := context.Background()
-	key, err := secretbox.LoadOrCreateKey(filepath.Join(e.ts.DataDir, "keys", "repository.key"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	st, err := fs.Open(job.RepositoryPath(filepath.Join(e.ts.DataDir, "repositories"), vault.VaultID(sub, "rg", "vault")))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, st, key)
-	if err != nil {
-		e.t.Fatalf("opening the repository: %v", err)
-	}
+	r := e.openRepo()
 	defer r.Close()
-	rep, err := r.Check(ctx, repo.CheckOptions{ReadData: true})
+	rep, err := r.Check(context.Background(), repo.CheckOptions{ReadData: true})
 	if err != nil {
 		e.t.Fatalf("check: %v", err)
 	}
@@ -304,4 +318,58 @@ func TestStorageFaultFailsBackup(t *testing.T) {
 		t.Errorf("%d snapshots, want 3", rep.Snapshots)
 	}
 	t.Logf("after the faults: %d packs, %d unindexed, %d blobs, %d bytes read", rep.Packs, len(rep.UnindexedPacks), rep.Blobs, rep.BytesRead)
+}
+
+// TestDamagedIndexStopsBackupsUntilRepaired: a flipped byte in an index
+// object fails the next backup with RepositoryDamaged, naming the object and
+// the repair; once repair-index has rebuilt the index, backups run again and
+// deduplicate against what is stored.
+func TestDamagedIndexStopsBackupsUntilRepaired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.backup()
+	if first.Properties.Status != "Completed" {
+		t.Fatalf("first backup: %+v", first.Properties)
+	}
+	indexes, err := filepath.Glob(filepath.Join(e.repoDir(), "index", "[0-9a-f]*"))
+	if err != nil || len(indexes) == 0 {
+		t.Fatalf("no index object (%v)", err)
+	}
+	b, err := os.ReadFile(indexes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x04
+	if err := os.WriteFile(indexes[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	j := e.backup()
+	if j.Properties.Status != "Failed" || len(j.Properties.ErrorDetails) != 1 {
+		t.Fatalf("backup beside a damaged index object: %+v", j.Properties)
+	}
+	d := j.Properties.ErrorDetails[0]
+	t.Logf("error: %s: %s", d.Code, d.Message)
+	if d.Code != "RepositoryDamaged" || !strings.Contains(d.Message, "index/"+filepath.Base(indexes[0])) || !strings.Contains(d.Message, "pgvault repo repair-index") {
+		t.Errorf("error %s: %s; want RepositoryDamaged naming the object and the repair", d.Code, d.Message)
+	}
+
+	r := e.openRepo()
+	rep, err := r.RepairIndex(context.Background(), repo.RepairOptions{})
+	r.Close()
+	if err != nil || len(rep.DamagedIndexes) != 1 || len(rep.PacksIndexed) == 0 {
+		t.Fatalf("repair: %+v, %v", rep, err)
+	}
+	j = e.backup()
+	if j.Properties.Status != "Completed" {
+		t.Fatalf("backup after the repair: %+v", j.Properties)
+	}
+	stored, _ := strconv.ParseInt(j.Properties.ExtendedInfo.AdditionalDetails["StoredBytes"], 10, 64)
+	firstStored, _ := strconv.ParseInt(first.Properties.ExtendedInfo.AdditionalDetails["StoredBytes"], 10, 64)
+	if firstStored == 0 || stored > firstStored/10 {
+		t.Errorf("the backup after the repair stored %d bytes, the first %d: it did not deduplicate", stored, firstStored)
+	}
+	if rep := e.check(); rep.Snapshots != 2 || len(rep.PacksFromHeaders) != 0 {
+		t.Errorf("check after the repair: %+v", rep)
+	}
 }

@@ -34,13 +34,17 @@ type RepairReport struct {
 	DamagedPacks   []Problem
 	IndexesWritten int
 	IndexesDeleted int
+	// DamagedPlans are prune plans that did not open or parse, twice:
+	// deleted, which only cancels the sweep they planned (R46).
+	DamagedPlans []Problem
+	PlansDeleted int
 }
 
 // RepairIndex rebuilds the index from the packs themselves (R46): every
 // stored pack that no intact index object names is read from its header and
 // listed by new index objects, and only then are the damaged index objects
-// deleted. Writers and prune stop at a damaged index object (R45); after a
-// repair they run again. It takes the prune lock, so it does not run beside
+// deleted, and damaged prune plans with them. Writers and prune stop at a
+// damaged index object or plan (R45); after a repair they run again. It takes the prune lock, so it does not run beside
 // a prune (ErrPruneRunning), and may run beside backups and restores. A
 // storage failure stops it before any deletion; run it again.
 func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairReport, error) {
@@ -77,6 +81,11 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 	if err != nil {
 		return nil, fmt.Errorf("while reading the index: %w", err)
 	}
+	damagedPlans, err := r.damagedPrunePlans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.DamagedPlans = damagedPlans
 
 	var batch []*indexPack
 	batchBlobs := 0
@@ -125,6 +134,12 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 		}
 		rep.IndexesDeleted++
 	}
+	for _, pr := range damagedPlans {
+		if err := r.st.Delete(ctx, pr.Object); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("while deleting the damaged prune plan %s: %w", pr.Object, err)
+		}
+		rep.PlansDeleted++
+	}
 	// Forget what was loaded: the next read loads the repaired index.
 	r.mu.Lock()
 	r.loc = nil
@@ -147,4 +162,34 @@ func (r *Repo) indexedPacks(ctx context.Context, name string) ([]ID, error) {
 		}
 	}
 	return nil, err
+}
+
+// damagedPrunePlans returns the prune plans that do not open or parse, each
+// read twice. An unknown plan version stops it, as does a storage failure.
+func (r *Repo) damagedPrunePlans(ctx context.Context) ([]Problem, error) {
+	var damaged []Problem
+	err := r.st.List(ctx, prunePrefix, func(i storage.Info) error {
+		if _, ok := parseObjectName(prunePrefix, i.Name); !ok {
+			return nil
+		}
+		var err error
+		for range 2 {
+			var payload []byte
+			if payload, err = r.readSealed(ctx, i.Name, prunePrefix, ObjectPrunePlan); err == nil {
+				_, err = parsePrunePlan(payload)
+			}
+			if err == nil || errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			if isStorageError(err) || errors.Is(err, ErrUnsupportedVersion) {
+				return fmt.Errorf("while reading %s: %w", i.Name, err)
+			}
+		}
+		damaged = append(damaged, Problem{Object: i.Name, Err: err})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("while reading prune plans: %w", err)
+	}
+	return damaged, nil
 }

@@ -37,8 +37,8 @@ func packsNamedBy(t testing.TB, r *Repo, name string) []string {
 	return names
 }
 
-// damageIndex makes two repositories' worth of trouble in r: one index
-// object deleted (its packs look like leftovers), one damaged, and a pack
+// damageIndex makes trouble in r: one index object deleted (its packs look
+// like leftovers), one damaged, a prune plan that does not parse and a pack
 // object that is not a pack. It returns the packs the two index objects
 // named, the damaged index object and the junk pack.
 func damageIndex(t *testing.T, r *Repo, st storage.Storage) (lost []string, damaged, junk string) {
@@ -62,6 +62,7 @@ func damageIndex(t *testing.T, r *Repo, st storage.Storage) (lost []string, dama
 	if err := putBytes(ctx, st, damaged, b, false); err != nil {
 		t.Fatal(err)
 	}
+	putSealedJSON(t, r, prunePrefix, ObjectPrunePlan, "not a plan")
 	junk = packName(objectID([]byte("not a pack")))
 	if err := putBytes(ctx, st, junk, []byte(strings.Repeat("not a pack", 10)), true); err != nil {
 		t.Fatal(err)
@@ -108,7 +109,8 @@ func TestRepairIndex(t *testing.T) {
 		t.Fatal("a dry run changed the repository")
 	}
 	if !slices.Equal(dry.PacksIndexed, lost) || len(dry.DamagedIndexes) != 1 || dry.DamagedIndexes[0].Object != damaged ||
-		len(dry.DamagedPacks) != 1 || dry.DamagedPacks[0].Object != junk || dry.IndexesWritten != 0 || dry.IndexesDeleted != 0 {
+		len(dry.DamagedPacks) != 1 || dry.DamagedPacks[0].Object != junk || len(dry.DamagedPlans) != 1 ||
+		dry.IndexesWritten != 0 || dry.IndexesDeleted != 0 || dry.PlansDeleted != 0 {
 		t.Fatalf("dry run: %+v, want %d packs indexed, %s damaged", dry, len(lost), damaged)
 	}
 
@@ -128,7 +130,8 @@ func TestRepairIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(rep.PacksIndexed, lost) || rep.Blobs == 0 || rep.IndexesWritten == 0 || rep.IndexesDeleted != 1 ||
-		len(rep.DamagedPacks) != 1 || rep.Packs != len(objectNames(t, st, packsPrefix)) {
+		len(rep.DamagedPacks) != 1 || rep.Packs != len(objectNames(t, st, packsPrefix)) || rep.PlansDeleted != 1 ||
+		len(objectNames(t, st, prunePrefix)) != 0 {
 		t.Fatalf("repair: %+v", rep)
 	}
 	if slices.Contains(objectNames(t, st, indexPrefix), damaged) {
@@ -156,7 +159,7 @@ func TestRepairIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(again.PacksIndexed) != 0 || len(again.DamagedIndexes) != 0 || again.IndexesWritten != 0 {
+	if len(again.PacksIndexed) != 0 || len(again.DamagedIndexes) != 0 || len(again.DamagedPlans) != 0 || again.IndexesWritten != 0 {
 		t.Errorf("a second repair: %+v", again)
 	}
 }
