@@ -209,16 +209,8 @@ damage. -o json prints the report as JSON.`,
 				}
 				v.DamagedSnapshots = append(v.DamagedSnapshots, sv)
 			}
-			if c.output == outputJSON {
-				b, err := json.Marshal(v)
-				if err != nil {
-					return fmt.Errorf("while encoding the report: %w", err)
-				}
-				if err := c.printJSON(b); err != nil {
-					return err
-				}
-			} else {
-				c.printCheckReport(v, readData || sample > 0)
+			if err := c.printReport(v, func() { c.printCheckReport(v, readData || sample > 0) }); err != nil {
+				return err
 			}
 			if !v.OK {
 				return fmt.Errorf("the repository of backup vault '%s' is damaged: %s, %s cannot be fully restored",

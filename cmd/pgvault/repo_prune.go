@@ -21,6 +21,25 @@ type pruneReportView struct {
 	*repo.PruneReport
 }
 
+// printReport prints a repo command's report: as JSON with -o json, else
+// for people with human.
+func (c *clientCmd) printReport(v any, human func()) error {
+	if c.output == outputJSON {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("while encoding the report: %w", err)
+		}
+		return c.printJSON(b)
+	}
+	human()
+	return nil
+}
+
+// pruneRunning explains ErrPruneRunning from a repo command.
+func pruneRunning(dir string, err error) error {
+	return fmt.Errorf("the repository in %s: %w (the server's prune job, or another pgvault repo prune or repair-index); try again later", dir, err)
+}
+
 // onRepo checks the output format, opens the vault's repository and runs
 // fn with it: the body of a repo command (check and snapshots could use it
 // too; they predate it).
@@ -60,21 +79,13 @@ and its backups; two prunes of one repository exclude each other.
 			return c.onRepo(cmd, t, func(ctx context.Context, r *openedRepo) error {
 				rep, err := r.Prune(ctx, repo.PruneOptions{DryRun: dryRun})
 				if errors.Is(err, repo.ErrPruneRunning) {
-					return fmt.Errorf("the repository in %s: %w (the server's prune job, or another pgvault repo prune); try again later", r.dir, err)
+					return pruneRunning(r.dir, err)
 				}
 				if err != nil {
 					return fmt.Errorf("while pruning the repository in %s: %w", r.dir, err)
 				}
 				v := pruneReportView{VaultID: r.vaultID, Directory: r.dir, DryRun: dryRun, Phase: rep.Phase(), Waiting: rep.Waiting, PruneReport: rep}
-				if c.output == outputJSON {
-					b, err := json.Marshal(v)
-					if err != nil {
-						return fmt.Errorf("while encoding the report: %w", err)
-					}
-					return c.printJSON(b)
-				}
-				c.printPruneReport(v)
-				return nil
+				return c.printReport(v, func() { c.printPruneReport(v) })
 			})
 		},
 	}

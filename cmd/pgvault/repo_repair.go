@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -60,7 +59,7 @@ run. --dry-run only reports what it would do. -o json prints the report.`,
 			return c.onRepo(cmd, t, func(ctx context.Context, r *openedRepo) error {
 				rep, err := r.RepairIndex(ctx, repo.RepairOptions{DryRun: dryRun})
 				if errors.Is(err, repo.ErrPruneRunning) {
-					return fmt.Errorf("the repository in %s: %w (the server's prune job, or pgvault repo prune); try again later", r.dir, err)
+					return pruneRunning(r.dir, err)
 				}
 				if err != nil {
 					return fmt.Errorf("while repairing the index of the repository in %s: %w", r.dir, err)
@@ -74,15 +73,7 @@ run. --dry-run only reports what it would do. -o json prints the report.`,
 				if v.PacksIndexed == nil {
 					v.PacksIndexed = []string{}
 				}
-				if c.output == outputJSON {
-					b, err := json.Marshal(v)
-					if err != nil {
-						return fmt.Errorf("while encoding the report: %w", err)
-					}
-					return c.printJSON(b)
-				}
-				c.printRepairReport(v)
-				return nil
+				return c.printReport(v, func() { c.printRepairReport(v) })
 			})
 		},
 	}

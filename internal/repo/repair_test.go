@@ -37,6 +37,9 @@ func packsNamedBy(t testing.TB, r *Repo, name string) []string {
 	return names
 }
 
+// repairTestWriter writes small packs and index objects: several of each.
+var repairTestWriter = WriterOptions{PackSize: 16 << 10, indexFlushBlobs: 8}
+
 // damageIndex makes trouble in r: one index object deleted (its packs look
 // like leftovers), one damaged, a prune plan that does not parse and a pack
 // object that is not a pack. It returns the packs the two index objects
@@ -79,10 +82,10 @@ func TestRepairIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r, st, key := newTestRepo(t)
-	opts := WriterOptions{PackSize: 16 << 10, indexFlushBlobs: 8}
 	files := dbFiles(1)
-	s1 := writeSnapshot(t, r, opts, files, nil)
+	s1 := writeSnapshot(t, r, repairTestWriter, files, nil)
 	lost, damaged, junk := damageIndex(t, r, st)
+	opts := repairTestWriter
 
 	r2, err := Open(ctx, st, key)
 	if err != nil {
@@ -171,9 +174,8 @@ func TestRepairIndexStorageFault(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r, st, key := newTestRepo(t)
-	opts := WriterOptions{PackSize: 16 << 10, indexFlushBlobs: 8}
 	files := dbFiles(2)
-	s := writeSnapshot(t, r, opts, files, nil)
+	s := writeSnapshot(t, r, repairTestWriter, files, nil)
 	_, damaged, _ := damageIndex(t, r, st)
 
 	// Each step on storage of its own faults, opened anew.
