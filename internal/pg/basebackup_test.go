@@ -379,6 +379,10 @@ func checkArchives(t *testing.T, dir string, info *pg.BaseBackupInfo, major int,
 	if sum := sha256.Sum256(raw[:i+1]); i < 0 || hex.EncodeToString(sum[:]) != m.Checksum {
 		t.Errorf("manifest checksum %s does not match its contents", m.Checksum)
 	}
+	if pm, err := pg.ParseManifest(raw); err != nil || len(pm.Files) != len(m.Files) || len(pm.WALRanges) != len(m.WALRanges) ||
+		m.Version >= 2 && pm.SystemIdentifier != info.SystemIdentifier {
+		t.Errorf("ParseManifest of the server's manifest: %+v, %v", pm, err)
+	}
 	if m.Version >= 2 && strconv.FormatUint(m.SystemID, 10) != info.SystemIdentifier {
 		t.Errorf("manifest System-Identifier %d, want %s", m.SystemID, info.SystemIdentifier)
 	}
