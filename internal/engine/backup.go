@@ -66,8 +66,9 @@ type BackupResult struct {
 
 // Backup takes a physical backup of the server (BASE_BACKUP with the WAL it
 // needs and a manifest) and streams it into the repository. The snapshot is
-// committed only after the server confirmed the end of the backup; on any
-// error nothing is committed.
+// committed only after the server confirmed the end of the backup and what
+// was received matched the server's manifest, file by file
+// (ErrManifestMismatch otherwise); on any error nothing is committed.
 //
 // The manifest's file checksums are CRC32C, PostgreSQL's default: what
 // pg_verifybackup checks after a restore. They guard against a damaged
@@ -84,21 +85,35 @@ func Backup(ctx context.Context, c pg.Conn, r *repo.Repo, opts BackupOptions) (*
 			_ = w.Abort(context.WithoutCancel(ctx))
 		}
 	}()
+	rcv := newReceived()
+	var manifest []byte
 	info, err := pg.BaseBackup(ctx, c, pg.BaseBackupOptions{
 		Label: opts.Label, Fast: true, Progress: opts.Progress, ManifestChecksums: pg.ChecksumCRC32C,
 	},
 		func(name string, ts pg.Tablespace, rd io.Reader) error {
 			if name == ManifestPath {
-				return addManifest(ctx, w, rd)
+				var err error
+				manifest, err = addManifest(ctx, w, rd)
+				return err
 			}
 			prefix := ""
 			if ts.OID != 0 {
 				prefix = "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10)
 			}
-			return addArchive(ctx, w, prefix, rd)
+			return addArchive(ctx, w, prefix, rd, rcv)
 		})
 	if err != nil {
 		return nil, fmt.Errorf("while taking the base backup: %w", err)
+	}
+	if manifest == nil {
+		return nil, errors.New("while verifying the backup: the server sent no backup manifest")
+	}
+	m, err := pg.ParseManifest(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("while verifying the backup: %w", err)
+	}
+	if err := rcv.verify(m, info); err != nil {
+		return nil, fmt.Errorf("while verifying the backup: %w", err)
 	}
 	meta := map[string]string{
 		MetaStartLSN: info.StartLSN, MetaEndLSN: info.EndLSN, MetaTimeline: strconv.Itoa(int(info.Timeline)),
@@ -125,8 +140,9 @@ func Backup(ctx context.Context, c pg.Conn, r *repo.Repo, opts BackupOptions) (*
 	return &BackupResult{Info: info, Snapshot: snap}, nil
 }
 
-// addArchive stores the entries of one tar archive under prefix.
-func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader) error {
+// addArchive stores the entries of one tar archive under prefix, noting
+// in rcv what it received of each regular file.
+func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader, rcv *received) error {
 	tr := tar.NewReader(rd)
 	if prefix != "" {
 		if err := w.AddFile(ctx, repo.File{Path: prefix, Type: repo.TypeDir, Mode: 0o700}, nil); err != nil {
@@ -149,7 +165,7 @@ func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader
 		var content io.Reader
 		switch h.Typeflag {
 		case tar.TypeReg:
-			f.Type, f.Size, content = repo.TypeRegular, h.Size, tr
+			f.Type, f.Size, content = repo.TypeRegular, h.Size, rcv.reader(p, tr)
 		case tar.TypeDir:
 			f.Type = repo.TypeDir
 		case tar.TypeSymlink:
@@ -176,22 +192,23 @@ func entryPath(prefix, name string) (string, error) {
 	return prefix + "/" + clean, nil
 }
 
-// addManifest stores the backup manifest. Its size is not known in advance,
-// so it is read first; manifests are small (a line per file).
-func addManifest(ctx context.Context, w *repo.Writer, rd io.Reader) error {
+// addManifest stores the backup manifest and returns it. Its size is not
+// known in advance, so it is read first; manifests are small (a line per
+// file).
+func addManifest(ctx context.Context, w *repo.Writer, rd io.Reader) ([]byte, error) {
 	const maxManifest = 128 << 20
 	b, err := io.ReadAll(io.LimitReader(rd, maxManifest+1))
 	if err != nil {
-		return fmt.Errorf("while reading the backup manifest: %w", err)
+		return nil, fmt.Errorf("while reading the backup manifest: %w", err)
 	}
 	if len(b) > maxManifest {
-		return errors.New("the backup manifest is larger than 128 MiB")
+		return nil, errors.New("the backup manifest is larger than 128 MiB")
 	}
 	f := repo.File{Path: ManifestPath, Type: repo.TypeRegular, Mode: 0o600, Size: int64(len(b)), ModTime: time.Now().UTC()}
 	if err := w.AddFile(ctx, f, bytes.NewReader(b)); err != nil {
-		return fmt.Errorf("while storing the backup manifest: %w", err)
+		return nil, fmt.Errorf("while storing the backup manifest: %w", err)
 	}
-	return nil
+	return b, nil
 }
 
 // Unix permission bits beyond rwx, as tar headers (and stat) carry them.

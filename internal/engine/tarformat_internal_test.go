@@ -168,16 +168,17 @@ func storeBackup(t *testing.T, r *repo.Repo, spaces map[string][]byte, order []s
 		t.Fatal(err)
 	}
 	defer w.Abort(ctx)
+	rcv := newReceived()
 	for _, oid := range order {
-		if err := addArchive(ctx, w, "pg_tblspc/"+oid, bytes.NewReader(spaces[oid])); err != nil {
+		if err := addArchive(ctx, w, "pg_tblspc/"+oid, bytes.NewReader(spaces[oid]), rcv); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := addArchive(ctx, w, "", bytes.NewReader(base)); err != nil {
+	if err := addArchive(ctx, w, "", bytes.NewReader(base), rcv); err != nil {
 		t.Fatal(err)
 	}
 	if manifest != nil {
-		if err := addManifest(ctx, w, bytes.NewReader(manifest)); err != nil {
+		if _, err := addManifest(ctx, w, bytes.NewReader(manifest)); err != nil {
 			t.Fatal(err)
 		}
 	}
