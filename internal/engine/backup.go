@@ -68,7 +68,7 @@ type BackupResult struct {
 // needs and a manifest) and streams it into the repository. The snapshot is
 // committed only after the server confirmed the end of the backup and what
 // was received matched the server's manifest, file by file
-// (ErrManifestMismatch otherwise); on any error nothing is committed.
+// (pg.ErrManifestMismatch otherwise); on any error nothing is committed.
 //
 // The manifest's file checksums are CRC32C, PostgreSQL's default: what
 // pg_verifybackup checks after a restore. They guard against a damaged

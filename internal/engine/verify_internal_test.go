@@ -35,7 +35,7 @@ func manifestOf(files map[string][]byte, systemID, start, end string) []byte {
 
 // TestVerifyAgainstManifest: a backup is checked file by file against the
 // server's manifest as it is stored; every kind of difference fails it
-// with ErrManifestMismatch naming the file, and a backup that matches
+// with pg.ErrManifestMismatch naming the file, and a backup that matches
 // passes.
 func TestVerifyAgainstManifest(t *testing.T) {
 	t.Parallel()
@@ -137,8 +137,8 @@ func TestVerifyAgainstManifest(t *testing.T) {
 		}), info, []string{"extra/0: received but not listed", "; and 2 more"}},
 	} {
 		err := archive(t, c.files, manifest, c.info)
-		if !errors.Is(err, ErrManifestMismatch) {
-			t.Errorf("%s: %v, want ErrManifestMismatch", c.name, err)
+		if !errors.Is(err, pg.ErrManifestMismatch) {
+			t.Errorf("%s: %v, want pg.ErrManifestMismatch", c.name, err)
 			continue
 		}
 		for _, want := range c.wants {

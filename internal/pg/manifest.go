@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -155,4 +156,133 @@ func (c *CRC32C) Write(p []byte) (int, error) {
 // the CRC (as PostgreSQL keeps it in memory), in lower-case hex.
 func (c *CRC32C) Hex() string {
 	return hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, c.crc))
+}
+
+// ErrManifestMismatch is a backup whose files do not match the server's
+// backup manifest: what was received is not what the server meant to send.
+var ErrManifestMismatch = errors.New("the backup does not match the server's backup manifest")
+
+// FileSum is what a client received of one regular file of a backup: its
+// size and its checksum in the manifest's algorithm (lower-case hex, as
+// the manifest writes it; "" for algorithm NONE).
+type FileSum struct {
+	Size     int64
+	Checksum string
+}
+
+// maxReported is how many differences a mismatch error names.
+const maxReported = 5
+
+// Verify checks what a client received of a backup against its manifest,
+// as pg_verifybackup checks a backup on disk: the system identifier and
+// the WAL range are the backup's (info); every file the manifest lists was
+// received with its size and its checksum in algorithm (the one the backup
+// asked for); no other file was received but WAL (under pg_wal/); and,
+// when the WAL is on one timeline, every WAL segment from the start to the
+// end of the backup was received whole. files maps data directory paths
+// (pg_tblspc/<oid>/... for tablespaces) to what was received. The manifest's
+// own checksum was checked by ParseManifest. A difference is an error
+// wrapping ErrManifestMismatch that names the first few.
+func (m *Manifest) Verify(files map[string]FileSum, algorithm string, info *BaseBackupInfo) error {
+	var bad []string
+	if m.SystemIdentifier != "" && m.SystemIdentifier != info.SystemIdentifier {
+		bad = append(bad, fmt.Sprintf("the manifest is of system %s, the server is %s", m.SystemIdentifier, info.SystemIdentifier))
+	}
+	listed := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		listed[f.Path] = true
+		got, ok := files[f.Path]
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%s: listed (%d bytes) but not received", quotePath(f.Path), f.Size))
+			continue
+		}
+		if f.Algorithm != algorithm && f.Algorithm != "NONE" {
+			return fmt.Errorf("%w: %s: checksum algorithm %s, not the %s asked for", ErrManifestMismatch, quotePath(f.Path), f.Algorithm, algorithm)
+		}
+		sum := got.Checksum
+		if f.Algorithm == "NONE" {
+			sum = ""
+		}
+		if got.Size != f.Size || sum != f.Checksum {
+			bad = append(bad, fmt.Sprintf("%s: received %d bytes, %s %s; the manifest says %d bytes, %s",
+				quotePath(f.Path), got.Size, f.Algorithm, sum, f.Size, f.Checksum))
+		}
+	}
+	var unlisted []string
+	for p := range files {
+		if !listed[p] && !strings.HasPrefix(p, "pg_wal/") {
+			unlisted = append(unlisted, p)
+		}
+	}
+	slices.Sort(unlisted)
+	for _, p := range unlisted {
+		bad = append(bad, fmt.Sprintf("%s: received but not listed", quotePath(p)))
+	}
+	bad = append(bad, m.verifyWAL(files, info)...)
+	if len(bad) == 0 {
+		return nil
+	}
+	msg := strings.Join(bad[:min(len(bad), maxReported)], "; ")
+	if len(bad) > maxReported {
+		msg += fmt.Sprintf("; and %d more", len(bad)-maxReported)
+	}
+	return fmt.Errorf("%w: %s", ErrManifestMismatch, msg)
+}
+
+// verifyWAL checks the manifest's WAL range against the backup's and that
+// every segment of it was received. A backup with WAL on more than one
+// timeline (a standby promoted while it ran) is only checked for its range.
+func (m *Manifest) verifyWAL(files map[string]FileSum, info *BaseBackupInfo) []string {
+	if len(m.WALRanges) == 0 {
+		return []string{"the manifest has no WAL range"}
+	}
+	first, last := m.WALRanges[0], m.WALRanges[len(m.WALRanges)-1]
+	if !sameLSN(first.Start, info.StartLSN) || !sameLSN(last.End, info.EndLSN) || first.Timeline != info.Timeline {
+		return []string{fmt.Sprintf("the manifest's WAL runs from %s to %s on timeline %d, the backup from %s to %s on timeline %d",
+			first.Start, last.End, first.Timeline, info.StartLSN, info.EndLSN, info.Timeline)}
+	}
+	if len(m.WALRanges) > 1 {
+		return nil
+	}
+	// The segment size is the size of the WAL segments received.
+	var segSize int64
+	for p, f := range files {
+		if name, ok := strings.CutPrefix(p, "pg_wal/"); ok && isSegmentName(name) {
+			segSize = f.Size
+			break
+		}
+	}
+	if segSize < 1<<20 || segSize > 1<<30 || segSize&(segSize-1) != 0 {
+		return []string{fmt.Sprintf("no whole WAL segment received (size %d)", segSize)}
+	}
+	start, _ := pglogrepl.ParseLSN(first.Start)
+	end, _ := pglogrepl.ParseLSN(first.End)
+	perID := uint64(0x100000000) / uint64(segSize)
+	var bad []string
+	for seg := uint64(start) / uint64(segSize); seg <= (uint64(max(end, 1))-1)/uint64(segSize); seg++ {
+		name := fmt.Sprintf("%08X%08X%08X", first.Timeline, seg/perID, seg%perID)
+		if f, ok := files["pg_wal/"+name]; !ok || f.Size != segSize {
+			bad = append(bad, fmt.Sprintf("WAL segment %s, which the backup needs, was not received whole", name))
+		}
+	}
+	return bad
+}
+
+// isSegmentName reports whether name is a WAL segment file's name.
+func isSegmentName(name string) bool {
+	if len(name) != 24 {
+		return false
+	}
+	for _, c := range name {
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func sameLSN(a, b string) bool {
+	x, err1 := pglogrepl.ParseLSN(a)
+	y, err2 := pglogrepl.ParseLSN(b)
+	return err1 == nil && err2 == nil && x == y
 }
