@@ -1,6 +1,8 @@
 package job
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +11,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +32,10 @@ const ltrProgressInterval = time.Second
 // and a SHA256 manifest) straight into the targets of a long-term-retention
 // backup, one object per archive, named as pg_basebackup -Ft names its files
 // (<oid>.tar, base.tar, backup_manifest). Nothing is staged on pgvault's
-// disk. See placeArchive for how archives are spread over several targets.
+// disk. Each archive's files are checksummed as they pass, and the manifest
+// is written last, only after the server ended the backup and the files
+// matched it (docs/design.md R47). See placeArchive for how archives are
+// spread over several targets.
 func (r *Runner) runLtrBackup(ctx context.Context, j *store.Job, progress *atomic.Pointer[vault.JobProgress]) ([]byte, error) {
 	var in vault.LtrBackupJobInput
 	if err := json.Unmarshal(j.Input, &in); err != nil {
@@ -104,6 +112,38 @@ func (r *Runner) runLtrBackup(ctx context.Context, j *store.Job, progress *atomi
 	loads := make([]int64, len(targets))
 	baseTarget := -1
 	var archives []vault.LtrArchive
+	// store writes one object to the target placeArchive chooses; sums,
+	// when set, takes the checksum of each file of the archive on its way.
+	store := func(name string, ts pg.Tablespace, size int64, rd io.Reader, sums *archiveSums) error {
+		i := placeArchive(name, loads, baseTarget)
+		if name == pg.BaseArchiveName {
+			baseTarget = i
+		}
+		src := &hashingReader{r: rd, h: sha256.New(), n: &written, tee: sums}
+		n, err := targets[i].Create(ctx, name, size, src)
+		var serr error
+		if sums != nil {
+			serr = sums.finish(err)
+		}
+		if src.err != nil {
+			return src.err // the server's stream failed, not the target
+		}
+		if err != nil {
+			return targetError(err)
+		}
+		if serr != nil {
+			return serr
+		}
+		loads[i] += n
+		a := vault.LtrArchive{Name: name, Container: i, Location: targets[i].Location(), Bytes: n, SHA256: hex.EncodeToString(src.h.Sum(nil))}
+		if ts.OID != 0 {
+			a.TablespaceOID, a.TablespaceLocation = ts.OID, ts.Location
+		}
+		archives = append(archives, a)
+		return nil
+	}
+	files := make(map[string]pg.FileSum) // what the archives held
+	var manifest []byte
 	progress.Store(&vault.JobProgress{Phase: "Transferring"})
 	info, err := pg.BaseBackup(ctx, plan.Conn, pg.BaseBackupOptions{
 		Label: "pgvault LTR backup " + in.BackupName,
@@ -113,30 +153,30 @@ func (r *Runner) runLtrBackup(ctx context.Context, j *store.Job, progress *atomi
 			total.Store(t)
 		},
 	}, func(name string, ts pg.Tablespace, rd io.Reader) error {
-		i := placeArchive(name, loads, baseTarget)
-		if name == pg.BaseArchiveName {
-			baseTarget = i
+		if name == pg.ManifestName {
+			var err error
+			manifest, err = readManifest(rd)
+			return err
 		}
-		src := &hashingReader{r: rd, h: sha256.New(), n: &written}
-		n, err := targets[i].Create(ctx, name, ts.Size, src)
-		if src.err != nil {
-			return src.err // the server's stream failed, not the target
-		}
-		if err != nil {
-			return targetError(err)
-		}
-		loads[i] += n
-		a := vault.LtrArchive{Name: name, Container: i, Location: targets[i].Location(), Bytes: n, SHA256: hex.EncodeToString(src.h.Sum(nil))}
+		prefix := ""
 		if ts.OID != 0 {
-			a.TablespaceOID, a.TablespaceLocation = ts.OID, ts.Location
+			prefix = "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10) + "/"
 		}
-		archives = append(archives, a)
-		return nil
+		return store(name, ts, ts.Size, rd, startArchiveSums(prefix, files))
 	})
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return nil, cause
 		}
+		return nil, err
+	}
+	// The manifest goes last, once the server has ended the backup and the
+	// archives are checked against it (docs/design.md R47): a backup that
+	// differs leaves no manifest, and pg_verifybackup refuses it.
+	if err := verifyManifest(manifest, files, info); err != nil {
+		return nil, err
+	}
+	if err := store(pg.ManifestName, pg.Tablespace{}, int64(len(manifest)), bytes.NewReader(manifest), nil); err != nil {
 		return nil, err
 	}
 	datasource := int64(0)
@@ -187,12 +227,13 @@ func targetError(err error) error {
 	return &vault.Error{Kind: vault.KindInvalid, Code: code, Message: "Writing the backup failed: " + err.Error(), Err: err}
 }
 
-// hashingReader hashes and counts what is read through it, and keeps the
-// source's error (other than io.EOF).
+// hashingReader hashes and counts what is read through it, passes it on
+// to tee (when set), and keeps the source's error (other than io.EOF).
 type hashingReader struct {
 	r   io.Reader
 	h   hash.Hash
 	n   *atomic.Int64
+	tee *archiveSums
 	err error
 }
 
@@ -200,8 +241,102 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
 	h.h.Write(p[:n])
 	h.n.Add(int64(n))
+	if h.tee != nil && n > 0 {
+		h.tee.write(p[:n])
+	}
 	if err != nil && err != io.EOF {
 		h.err = err
 	}
 	return n, err
+}
+
+// maxManifest bounds the backup manifest pgvault holds in memory (a line
+// per file: 128 MiB is over a million files).
+const maxManifest = 128 << 20
+
+// readManifest reads the backup manifest from the server's stream.
+func readManifest(rd io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(rd, maxManifest+1))
+	if err != nil {
+		return nil, fmt.Errorf("while reading the backup manifest: %w", err)
+	}
+	if len(b) > maxManifest {
+		return nil, errors.New("the backup manifest is larger than 128 MiB")
+	}
+	return b, nil
+}
+
+// verifyManifest checks the archives' files against the manifest, whose
+// checksums are SHA256 (BaseBackup's default, kept for backups that leave
+// pgvault).
+func verifyManifest(manifest []byte, files map[string]pg.FileSum, info *pg.BaseBackupInfo) error {
+	if manifest == nil {
+		return errors.New("while verifying the backup: the server sent no backup manifest")
+	}
+	m, err := pg.ParseManifest(manifest)
+	if err == nil {
+		err = m.Verify(files, pg.ChecksumSHA256, info)
+	}
+	if err != nil {
+		return fmt.Errorf("while verifying the backup: %w", err)
+	}
+	return nil
+}
+
+// archiveSums reads a tar archive as it streams past to its target, in a
+// goroutine of its own, and records the size and SHA256 of each regular
+// file, under prefix, in files.
+type archiveSums struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	err  error // the archive did not parse
+}
+
+func startArchiveSums(prefix string, files map[string]pg.FileSum) *archiveSums {
+	pr, pw := io.Pipe()
+	a := &archiveSums{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.err = sumArchive(pr, prefix, files)
+		// The end-of-archive blocks, or the rest after an error.
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	return a
+}
+
+// write passes p on to the archive reader. It never fails: a reader that
+// stopped drains what comes.
+func (a *archiveSums) write(p []byte) { _, _ = a.pw.Write(p) }
+
+// finish ends the archive (with the target's error, if any) and waits for
+// the reader; it returns why the archive did not parse.
+func (a *archiveSums) finish(err error) error {
+	_ = a.pw.CloseWithError(err)
+	<-a.done
+	if a.err != nil && err == nil {
+		return fmt.Errorf("while checking the archive: %w", a.err)
+	}
+	return nil
+}
+
+func sumArchive(r io.Reader, prefix string, files map[string]pg.FileSum) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		sum := sha256.New()
+		n, err := io.Copy(sum, tr)
+		if err != nil {
+			return err
+		}
+		files[prefix+path.Clean(strings.TrimPrefix(h.Name, "./"))] = pg.FileSum{Size: n, Checksum: hex.EncodeToString(sum.Sum(nil))}
+	}
 }
