@@ -85,7 +85,7 @@ func Backup(ctx context.Context, c pg.Conn, r *repo.Repo, opts BackupOptions) (*
 			_ = w.Abort(context.WithoutCancel(ctx))
 		}
 	}()
-	rcv := newReceived()
+	received := make(map[string]pg.FileSum) // what each regular file held (R47)
 	var manifest []byte
 	info, err := pg.BaseBackup(ctx, c, pg.BaseBackupOptions{
 		Label: opts.Label, Fast: true, Progress: opts.Progress, ManifestChecksums: pg.ChecksumCRC32C,
@@ -100,20 +100,13 @@ func Backup(ctx context.Context, c pg.Conn, r *repo.Repo, opts BackupOptions) (*
 			if ts.OID != 0 {
 				prefix = "pg_tblspc/" + strconv.FormatUint(uint64(ts.OID), 10)
 			}
-			return addArchive(ctx, w, prefix, rd, rcv)
+			return addArchive(ctx, w, prefix, rd, received)
 		})
 	if err != nil {
 		return nil, fmt.Errorf("while taking the base backup: %w", err)
 	}
-	if manifest == nil {
-		return nil, errors.New("while verifying the backup: the server sent no backup manifest")
-	}
-	m, err := pg.ParseManifest(manifest)
-	if err != nil {
-		return nil, fmt.Errorf("while verifying the backup: %w", err)
-	}
-	if err := rcv.verify(m, info); err != nil {
-		return nil, fmt.Errorf("while verifying the backup: %w", err)
+	if err := pg.VerifyBackup(manifest, received, pg.ChecksumCRC32C, info); err != nil {
+		return nil, err
 	}
 	meta := map[string]string{
 		MetaStartLSN: info.StartLSN, MetaEndLSN: info.EndLSN, MetaTimeline: strconv.Itoa(int(info.Timeline)),
@@ -141,8 +134,8 @@ func Backup(ctx context.Context, c pg.Conn, r *repo.Repo, opts BackupOptions) (*
 }
 
 // addArchive stores the entries of one tar archive under prefix, noting
-// in rcv what it received of each regular file.
-func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader, rcv *received) error {
+// in received the size and CRC32C of each regular file.
+func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader, received map[string]pg.FileSum) error {
 	tr := tar.NewReader(rd)
 	if prefix != "" {
 		if err := w.AddFile(ctx, repo.File{Path: prefix, Type: repo.TypeDir, Mode: 0o700}, nil); err != nil {
@@ -163,9 +156,11 @@ func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader
 		}
 		f := repo.File{Path: p, Mode: modeFromTar(h.Mode), ModTime: h.ModTime.UTC()}
 		var content io.Reader
+		var sum *summingReader
 		switch h.Typeflag {
 		case tar.TypeReg:
-			f.Type, f.Size, content = repo.TypeRegular, h.Size, rcv.reader(p, tr)
+			sum = &summingReader{rd: tr}
+			f.Type, f.Size, content = repo.TypeRegular, h.Size, sum
 		case tar.TypeDir:
 			f.Type = repo.TypeDir
 		case tar.TypeSymlink:
@@ -176,8 +171,25 @@ func addArchive(ctx context.Context, w *repo.Writer, prefix string, rd io.Reader
 		if err := w.AddFile(ctx, f, content); err != nil {
 			return fmt.Errorf("while storing %s: %w", p, err)
 		}
+		if sum != nil {
+			received[p] = pg.FileSum{Size: sum.size, Checksum: sum.crc.Hex()}
+		}
 	}
 	return nil
+}
+
+// summingReader counts and checksums (CRC32C) what is read through it.
+type summingReader struct {
+	rd   io.Reader
+	size int64
+	crc  pg.CRC32C
+}
+
+func (s *summingReader) Read(p []byte) (int, error) {
+	n, err := s.rd.Read(p)
+	s.size += int64(n)
+	_, _ = s.crc.Write(p[:n])
+	return n, err
 }
 
 // entryPath maps a tar entry to its path in the data directory.
@@ -196,13 +208,9 @@ func entryPath(prefix, name string) (string, error) {
 // known in advance, so it is read first; manifests are small (a line per
 // file).
 func addManifest(ctx context.Context, w *repo.Writer, rd io.Reader) ([]byte, error) {
-	const maxManifest = 128 << 20
-	b, err := io.ReadAll(io.LimitReader(rd, maxManifest+1))
+	b, err := pg.ReadManifest(rd)
 	if err != nil {
-		return nil, fmt.Errorf("while reading the backup manifest: %w", err)
-	}
-	if len(b) > maxManifest {
-		return nil, errors.New("the backup manifest is larger than 128 MiB")
+		return nil, err
 	}
 	f := repo.File{Path: ManifestPath, Type: repo.TypeRegular, Mode: 0o600, Size: int64(len(b)), ModTime: time.Now().UTC()}
 	if err := w.AddFile(ctx, f, bytes.NewReader(b)); err != nil {

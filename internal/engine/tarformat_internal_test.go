@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgvault/pgvault/internal/pg"
 	"github.com/pgvault/pgvault/internal/repo"
 	"github.com/pgvault/pgvault/internal/storage"
 	"github.com/pgvault/pgvault/internal/storage/faulty"
@@ -168,7 +169,7 @@ func storeBackup(t *testing.T, r *repo.Repo, spaces map[string][]byte, order []s
 		t.Fatal(err)
 	}
 	defer w.Abort(ctx)
-	rcv := newReceived()
+	rcv := map[string]pg.FileSum{}
 	for _, oid := range order {
 		if err := addArchive(ctx, w, "pg_tblspc/"+oid, bytes.NewReader(spaces[oid]), rcv); err != nil {
 			t.Fatal(err)

@@ -75,18 +75,14 @@ func TestVerifyAgainstManifest(t *testing.T) {
 				base = append(base, entry{name: p, typ: tar.TypeReg, mode: 0o600, data: append([]byte{}, data...)})
 			}
 		}
-		rcv := newReceived()
+		rcv := map[string]pg.FileSum{}
 		if err := addArchive(ctx, w, "pg_tblspc/16400", bytes.NewReader(makeTar(t, space)), rcv); err != nil {
 			t.Fatal(err)
 		}
 		if err := addArchive(ctx, w, "", bytes.NewReader(makeTar(t, base)), rcv); err != nil {
 			t.Fatal(err)
 		}
-		pm, err := pg.ParseManifest(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rcv.verify(pm, info)
+		return pg.VerifyBackup(m, rcv, pg.ChecksumCRC32C, info)
 	}
 	with := func(change func(files map[string][]byte)) map[string][]byte {
 		files := map[string][]byte{}

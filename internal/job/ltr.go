@@ -155,7 +155,7 @@ func (r *Runner) runLtrBackup(ctx context.Context, j *store.Job, progress *atomi
 	}, func(name string, ts pg.Tablespace, rd io.Reader) error {
 		if name == pg.ManifestName {
 			var err error
-			manifest, err = readManifest(rd)
+			manifest, err = pg.ReadManifest(rd)
 			return err
 		}
 		prefix := ""
@@ -173,7 +173,9 @@ func (r *Runner) runLtrBackup(ctx context.Context, j *store.Job, progress *atomi
 	// The manifest goes last, once the server has ended the backup and the
 	// archives are checked against it (docs/design.md R47): a backup that
 	// differs leaves no manifest, and pg_verifybackup refuses it.
-	if err := verifyManifest(manifest, files, info); err != nil {
+	// Its checksums are SHA256, BaseBackup's default, kept for backups that
+	// leave pgvault.
+	if err := pg.VerifyBackup(manifest, files, pg.ChecksumSHA256, info); err != nil {
 		return nil, err
 	}
 	if err := store(pg.ManifestName, pg.Tablespace{}, int64(len(manifest)), bytes.NewReader(manifest), nil); err != nil {
@@ -248,39 +250,6 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 		h.err = err
 	}
 	return n, err
-}
-
-// maxManifest bounds the backup manifest pgvault holds in memory (a line
-// per file: 128 MiB is over a million files).
-const maxManifest = 128 << 20
-
-// readManifest reads the backup manifest from the server's stream.
-func readManifest(rd io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(rd, maxManifest+1))
-	if err != nil {
-		return nil, fmt.Errorf("while reading the backup manifest: %w", err)
-	}
-	if len(b) > maxManifest {
-		return nil, errors.New("the backup manifest is larger than 128 MiB")
-	}
-	return b, nil
-}
-
-// verifyManifest checks the archives' files against the manifest, whose
-// checksums are SHA256 (BaseBackup's default, kept for backups that leave
-// pgvault).
-func verifyManifest(manifest []byte, files map[string]pg.FileSum, info *pg.BaseBackupInfo) error {
-	if manifest == nil {
-		return errors.New("while verifying the backup: the server sent no backup manifest")
-	}
-	m, err := pg.ParseManifest(manifest)
-	if err == nil {
-		err = m.Verify(files, pg.ChecksumSHA256, info)
-	}
-	if err != nil {
-		return fmt.Errorf("while verifying the backup: %w", err)
-	}
-	return nil
 }
 
 // archiveSums reads a tar archive as it streams past to its target, in a

@@ -90,14 +90,14 @@ func TestVerifyLtrManifest(t *testing.T) {
 		"backup_label":                    {Size: int64(len(label)), Checksum: sha256Hex(label)},
 		"pg_wal/000000010000000000000020": {Size: int64(len(seg)), Checksum: sha256Hex(seg)},
 	}
-	if err := verifyManifest(manifest, files, info); err != nil {
+	if err := pg.VerifyBackup(manifest, files, pg.ChecksumSHA256, info); err != nil {
 		t.Fatalf("a matching backup: %v", err)
 	}
 	files["backup_label"] = pg.FileSum{Size: int64(len(label)), Checksum: sha256Hex([]byte("LABEL: y\n"))}
-	if err := verifyManifest(manifest, files, info); !errors.Is(err, pg.ErrManifestMismatch) || !strings.Contains(err.Error(), "backup_label: received 9 bytes, SHA256 ") {
+	if err := pg.VerifyBackup(manifest, files, pg.ChecksumSHA256, info); !errors.Is(err, pg.ErrManifestMismatch) || !strings.Contains(err.Error(), "backup_label: received 9 bytes, SHA256 ") {
 		t.Errorf("a changed file: %v", err)
 	}
-	if err := verifyManifest(nil, files, info); err == nil || !strings.Contains(err.Error(), "no backup manifest") {
+	if err := pg.VerifyBackup(nil, files, pg.ChecksumSHA256, info); err == nil || !strings.Contains(err.Error(), "no backup manifest") {
 		t.Errorf("no manifest: %v", err)
 	}
 }

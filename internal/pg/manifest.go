@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,39 @@ type manifestJSON struct {
 		End      string `json:"End-LSN"`
 	} `json:"WAL-Ranges"`
 	Checksum string `json:"Manifest-Checksum"`
+}
+
+// MaxManifest bounds the backup manifest a client holds in memory (a line
+// per file: 128 MiB is about 800k files).
+const MaxManifest = 128 << 20
+
+// ReadManifest reads a backup manifest from the server's stream, refusing
+// one larger than MaxManifest.
+func ReadManifest(rd io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(rd, MaxManifest+1))
+	if err != nil {
+		return nil, fmt.Errorf("while reading the backup manifest: %w", err)
+	}
+	if len(b) > MaxManifest {
+		return nil, errors.New("the backup manifest is larger than 128 MiB")
+	}
+	return b, nil
+}
+
+// VerifyBackup parses manifest (nil: the server sent none) and checks what
+// a client received against it (Manifest.Verify).
+func VerifyBackup(manifest []byte, files map[string]FileSum, algorithm string, info *BaseBackupInfo) error {
+	if manifest == nil {
+		return errors.New("while verifying the backup: the server sent no backup manifest")
+	}
+	m, err := ParseManifest(manifest)
+	if err == nil {
+		err = m.Verify(files, algorithm, info)
+	}
+	if err != nil {
+		return fmt.Errorf("while verifying the backup: %w", err)
+	}
+	return nil
 }
 
 // errManifest marks a manifest that does not parse or verify.
