@@ -643,10 +643,8 @@ func (p *pruner) sweep(pl *storedPlan) error {
 		}
 	}
 	if len(repl) > 0 {
-		obj := p.r.codec.seal(p.r.keys, ObjectIndex, encodeIndex(repl))
-		name := indexPrefix + objectID(obj).String()
-		if err := putBytes(p.ctx, p.r.st, name, obj, true); err != nil {
-			return fmt.Errorf("while storing the replacement index %s: %w", name, err)
+		if _, err := p.r.putIndex(p.ctx, p.r.codec, repl); err != nil {
+			return fmt.Errorf("while replacing the index: %w", err)
 		}
 		p.rep.IndexesWritten++
 	}

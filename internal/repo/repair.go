@@ -44,9 +44,10 @@ type RepairReport struct {
 // stored pack that no intact index object names is read from its header and
 // listed by new index objects, and only then are the damaged index objects
 // deleted, and damaged prune plans with them. Writers and prune stop at a
-// damaged index object or plan (R45); after a repair they run again. It takes the prune lock, so it does not run beside
-// a prune (ErrPruneRunning), and may run beside backups and restores. A
-// storage failure stops it before any deletion; run it again.
+// damaged index object or plan (R45); after a repair they run again. It
+// takes the prune lock, so it does not run beside a prune
+// (ErrPruneRunning), and may run beside backups and restores. A storage
+// failure stops it before any deletion; run it again.
 func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairReport, error) {
 	rep := &RepairReport{}
 	if !opts.DryRun {
@@ -59,7 +60,6 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 		defer lock.release(context.WithoutCancel(ctx))
 	}
 	named := make(map[ID]bool)
-	var damaged []string
 	err := r.eachIndexObject(ctx, func(name string, _ ID) error {
 		rep.Indexes++
 		ids, err := r.indexedPacks(ctx, name)
@@ -73,7 +73,6 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 		case isStorageError(err):
 			return err
 		default:
-			damaged = append(damaged, name)
 			rep.DamagedIndexes = append(rep.DamagedIndexes, Problem{Object: name, Err: err})
 		}
 		return nil
@@ -81,11 +80,9 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 	if err != nil {
 		return nil, fmt.Errorf("while reading the index: %w", err)
 	}
-	damagedPlans, err := r.damagedPrunePlans(ctx)
-	if err != nil {
+	if rep.DamagedPlans, err = r.damagedPrunePlans(ctx); err != nil {
 		return nil, err
 	}
-	rep.DamagedPlans = damagedPlans
 
 	var batch []*indexPack
 	batchBlobs := 0
@@ -94,10 +91,8 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 			batch, batchBlobs = nil, 0
 			return nil
 		}
-		obj := r.codec.seal(r.keys, ObjectIndex, encodeIndex(batch))
-		name := indexPrefix + objectID(obj).String()
-		if err := putBytes(ctx, r.st, name, obj, true); err != nil {
-			return fmt.Errorf("while storing index %s: %w", name, err)
+		if _, err := r.putIndex(ctx, r.codec, batch); err != nil {
+			return err
 		}
 		rep.IndexesWritten++
 		batch, batchBlobs = nil, 0
@@ -128,13 +123,13 @@ func (r *Repo) RepairIndex(ctx context.Context, opts RepairOptions) (*RepairRepo
 	if opts.DryRun {
 		return rep, nil
 	}
-	for _, name := range damaged {
-		if err := r.st.Delete(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("while deleting the damaged index object %s: %w", name, err)
+	for _, pr := range rep.DamagedIndexes {
+		if err := r.st.Delete(ctx, pr.Object); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("while deleting the damaged index object %s: %w", pr.Object, err)
 		}
 		rep.IndexesDeleted++
 	}
-	for _, pr := range damagedPlans {
+	for _, pr := range rep.DamagedPlans {
 		if err := r.st.Delete(ctx, pr.Object); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return nil, fmt.Errorf("while deleting the damaged prune plan %s: %w", pr.Object, err)
 		}

@@ -271,6 +271,17 @@ func readRange(ctx context.Context, st storage.Storage, name string, off int64, 
 	return err
 }
 
+// putIndex seals packs as one index object (with codec c) and stores it;
+// it returns the object's size.
+func (r *Repo) putIndex(ctx context.Context, c *codec, packs []*indexPack) (int, error) {
+	obj := c.seal(r.keys, ObjectIndex, encodeIndex(packs))
+	name := indexPrefix + objectID(obj).String()
+	if err := putBytes(ctx, r.st, name, obj, true); err != nil {
+		return 0, fmt.Errorf("while storing index %s: %w", name, err)
+	}
+	return len(obj), nil
+}
+
 // readSealed reads a content-named sealed object, verifying its name.
 func (r *Repo) readSealed(ctx context.Context, name string, prefix string, t ObjectType) ([]byte, error) {
 	id, ok := parseObjectName(prefix, name)

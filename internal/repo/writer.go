@@ -485,12 +485,11 @@ func (w *Writer) addIndexPack(p *indexPack, flush bool) error {
 	packs := w.idxPacks
 	w.idxPacks, w.idxBlobs = nil, 0
 	w.idxMu.Unlock()
-	obj := w.codec.seal(w.r.keys, ObjectIndex, encodeIndex(packs))
-	name := indexPrefix + objectID(obj).String()
-	if err := putBytes(w.ctx, w.r.st, name, obj, true); err != nil {
-		return fmt.Errorf("while storing index %s: %w", name, err)
+	n, err := w.r.putIndex(w.ctx, w.codec, packs)
+	if err != nil {
+		return err
 	}
-	w.newBytes.Add(int64(len(obj)))
+	w.newBytes.Add(int64(n))
 	return nil
 }
 
