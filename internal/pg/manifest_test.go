@@ -1,8 +1,11 @@
 package pg_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -108,4 +111,36 @@ func FuzzParseManifest(f *testing.F) {
 			seen[f.Path] = true
 		}
 	})
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestVerifyBackup: what a client received is checked against a SHA256
+// manifest (as LTR backups keep); a difference or no manifest at all fails
+// the backup.
+func TestVerifyBackup(t *testing.T) {
+	info := &pg.BaseBackupInfo{StartLSN: "0/2000028", EndLSN: "0/2000100", Timeline: 1, SystemIdentifier: "42"}
+	label := []byte("LABEL: x\n")
+	seg := bytes.Repeat([]byte{1}, 1<<20)
+	body := fmt.Sprintf("{ \"PostgreSQL-Backup-Manifest-Version\": 2,\n\"System-Identifier\": 42,\n\"Files\": [\n"+
+		"{ \"Path\": \"backup_label\", \"Size\": %d, \"Last-Modified\": \"2026-12-07 10:00:00 GMT\", \"Checksum-Algorithm\": \"SHA256\", \"Checksum\": %q }\n],\n"+
+		"\"WAL-Ranges\": [\n{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", \"End-LSN\": \"0/2000100\" }\n],\n", len(label), sha256Hex(label))
+	manifest := signManifest(body)
+	files := map[string]pg.FileSum{
+		"backup_label":                    {Size: int64(len(label)), Checksum: sha256Hex(label)},
+		"pg_wal/000000010000000000000020": {Size: int64(len(seg)), Checksum: sha256Hex(seg)},
+	}
+	if err := pg.VerifyBackup(manifest, files, pg.ChecksumSHA256, info); err != nil {
+		t.Fatalf("a matching backup: %v", err)
+	}
+	files["backup_label"] = pg.FileSum{Size: int64(len(label)), Checksum: sha256Hex([]byte("LABEL: y\n"))}
+	if err := pg.VerifyBackup(manifest, files, pg.ChecksumSHA256, info); !errors.Is(err, pg.ErrManifestMismatch) || !strings.Contains(err.Error(), "backup_label: received 9 bytes, SHA256 ") {
+		t.Errorf("a changed file: %v", err)
+	}
+	if err := pg.VerifyBackup(nil, files, pg.ChecksumSHA256, info); err == nil || !strings.Contains(err.Error(), "no backup manifest") {
+		t.Errorf("no manifest: %v", err)
+	}
 }
